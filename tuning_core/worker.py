@@ -1,0 +1,183 @@
+"""The training worker: `python -m tuning_core.worker RUN_DIR`.
+
+Runs the recipe on the run folder's plan and data, in its own process so that it survives the
+terminal closing and never competes with the UI. It streams events into `events.jsonl`,
+checkpoints each epoch, and on SIGTERM checkpoints at the current step and exits; started
+again on the same folder it resumes from the newest checkpoint, with the same result as an
+uninterrupted run. The seed and the library versions are stored with the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from tuning_core import recipe
+from tuning_core.runs import read_status, write_json_atomic
+
+# Tests slow each step down by this many seconds to hit a run mid-epoch; never set otherwise.
+STEP_DELAY_ENV = "TUNESMITH_TEST_STEP_DELAY"
+
+
+class EventLog:
+    """Appends one JSON object per line; each line is written with a single write call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, event: dict[str, Any]) -> None:
+        line = json.dumps({"time": round(time.time(), 3), **event}, sort_keys=True) + "\n"
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "datasets", "accelerate", "peft", "tokenizers", "numpy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def peak_memory_mb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 1024**2, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def progress_callback(events: EventLog, batch_size: int):
+    """Streams step, loss, learning rate, grad norm, eval metrics, speed, memory and ETA."""
+    from transformers import TrainerCallback
+
+    delay = float(os.environ.get(STEP_DELAY_ENV, "0") or 0)
+
+    class Progress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start_time, self.start_step = time.monotonic(), state.global_step
+            events.append(
+                {"type": "start", "step": state.global_step, "max_steps": state.max_steps}
+            )
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if delay:
+                time.sleep(delay)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "loss" not in logs:
+                return
+            elapsed = time.monotonic() - self.start_time
+            done = max(1, state.global_step - self.start_step)
+            per_step = elapsed / done
+            events.append(
+                {
+                    "type": "log",
+                    "step": state.global_step,
+                    "max_steps": state.max_steps,
+                    "epoch": round(float(state.epoch or 0), 3),
+                    "loss": round(float(logs["loss"]), 4),
+                    "learning_rate": float(logs.get("learning_rate", 0.0)),
+                    "grad_norm": round(float(logs.get("grad_norm", 0.0)), 4),
+                    "samples_per_s": round(done * batch_size / max(elapsed, 1e-9), 1),
+                    "eta_s": round(per_step * (state.max_steps - state.global_step), 1),
+                    "memory_mb": peak_memory_mb(),
+                }
+            )
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            events.append(
+                {
+                    "type": "eval",
+                    "step": state.global_step,
+                    "epoch": round(float(state.epoch or 0), 3),
+                    "metrics": {k: round(float(v), 4) for k, v in (metrics or {}).items()},
+                }
+            )
+
+        def on_save(self, args, state, control, **kwargs):
+            events.append({"type": "checkpoint", "step": state.global_step})
+
+    return Progress()
+
+
+def run(run_dir: Path) -> int:
+    run_dir = Path(run_dir).resolve()
+    plan = json.loads((run_dir / "plan.json").read_text())
+    data = json.loads((run_dir / "data.json").read_text())
+    events = EventLog(run_dir / "events.jsonl")
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
+
+    resume = any((run_dir / "checkpoints").glob("checkpoint-*"))
+    previous = read_status(run_dir)
+    status = {
+        "state": "running",
+        "pid": os.getpid(),
+        "started": previous.get("started") or time.time(),
+        "resumed": resume,
+        "seed": plan.get("seed"),
+    }
+    write_json_atomic(run_dir / "status.json", status)
+    write_json_atomic(run_dir / "versions.json", library_versions())
+    events.append({"type": "worker", "pid": os.getpid(), "resumed": resume})
+    stop = recipe.stop_callback(stop_requested.is_set)
+    try:
+        report = recipe.train_and_evaluate(
+            plan,
+            data,
+            run_dir,
+            callbacks=[progress_callback(events, int(plan["batch_size"])), stop],
+            resume=resume,
+            interrupted=lambda: stop.stopped,
+        )
+    except Exception as exc:  # the run failed: say why, keep the traceback in worker.log
+        traceback.print_exc()
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        events.append({"type": "error", "message": message})
+        write_json_atomic(run_dir / "status.json", {**status, "state": "failed", "error": message})
+        return 1
+    if report.get("interrupted"):
+        events.append({"type": "stopped", "step": report["global_step"]})
+        write_json_atomic(
+            run_dir / "status.json",
+            {**status, "state": "stopped", "step": report["global_step"]},
+        )
+        return 0
+    report["versions"] = library_versions()
+    report["seed"] = plan.get("seed")
+    write_json_atomic(run_dir / "report.json", report)
+    headline = recipe.headline(report)
+    events.append({"type": "finished", "headline": headline})
+    write_json_atomic(
+        run_dir / "status.json",
+        {**status, "state": "finished", "ended": time.time(), "headline": headline},
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m tuning_core.worker RUN_DIR", file=sys.stderr)
+        return 2
+    return run(Path(argv[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
