@@ -50,7 +50,9 @@ def make_tiny_model(directory: Path, layers: int = 2, hidden: int = 32) -> Path:
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=200, special_tokens=special))
+    tok.train_from_iterator(
+        corpus, trainers.WordPieceTrainer(vocab_size=200, special_tokens=special)
+    )
     fast = BertTokenizerFast(tokenizer_object=tok, model_max_length=128)
     fast.save_pretrained(directory)
     config = BertConfig(

@@ -86,7 +86,9 @@ class DataSpec:
                 parts.append(f"{name} from {Path(path).name}")
             else:
                 share = int(recipe.CARVE_SHARE[name] * 100)
-                parts.append(f"{name}: {share}% of the training file, stratified (seed {self.split_seed})")
+                parts.append(
+                    f"{name}: {share}% of the training file, stratified (seed {self.split_seed})"
+                )
         return "; ".join(parts)
 
 
@@ -100,9 +102,7 @@ def _check_path(path: str | Path) -> Path:
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
     if not suffixes or suffixes[-1] not in SUPPORTED_SUFFIXES:
-        raise DatasetError(
-            f"{p.name}: unsupported file type; use CSV, TSV, JSONL, JSON or Parquet"
-        )
+        raise DatasetError(f"{p.name}: unsupported file type; use CSV, TSV, JSONL, JSON or Parquet")
     return p.resolve()
 
 
@@ -149,7 +149,9 @@ def choose_columns(columns: dict[str, list[Any]]) -> tuple[str, str, dict[str, s
         if not candidates:
             raise DatasetError(f"No column holds text; columns are {names}")
         text = max(candidates, key=lambda n: _mean_words(columns[n]))
-        reasons["text"] = f"{text!r} has the longest texts ({_mean_words(columns[text]):.0f} words on average)"
+        reasons["text"] = (
+            f"{text!r} has the longest texts ({_mean_words(columns[text]):.0f} words on average)"
+        )
     rest = [n for n in names if n != text]
     label = next((n for alias in LABEL_NAMES for n in rest if _norm(n) == alias), None)
     if label:

@@ -45,11 +45,11 @@ def render_train_script(plan: dict, data: dict, expected: dict) -> str:
 
 
 def render_requirements(versions: dict[str, str], plan: dict) -> str:
+    torch_version = versions.get("torch", "").split("+")[0]
     lines = [
         "# Pinned to the versions that produced the recorded metrics.",
         "# On a machine without a GPU, install torch's CPU build first, e.g.",
-        "#   pip install torch==%s --index-url https://download.pytorch.org/whl/cpu"
-        % versions.get("torch", "").split("+")[0],
+        f"#   pip install torch=={torch_version} --index-url https://download.pytorch.org/whl/cpu",
     ]
     for name in REQUIRED_PACKAGES:
         version = versions.get(name)
@@ -85,7 +85,7 @@ Exported by tunesmith. `train.py` is standalone: it needs only the packages in
 
 ```
 pip install -r requirements.txt
-python train.py            # or: python train.py --data path/to/{Path(data['files']['train']).name}
+python train.py            # or: python train.py --data path/to/{Path(data["files"]["train"]).name}
 ```
 
 The last line of output is the metrics as one JSON object. On a CPU with the pinned versions
@@ -93,9 +93,9 @@ it matches the numbers below exactly; on a GPU expect small differences.
 
 ## Data
 
-Text column `{data['text_column']}`, label column `{data['label_column']}`, labels:
-{', '.join(data['labels'])}. Splits not given as files are carved from the training file,
-stratified, with seed {data.get('split_seed', 42)}.
+Text column `{data["text_column"]}`, label column `{data["label_column"]}`, labels:
+{", ".join(data["labels"])}. Splits not given as files are carved from the training file,
+stratified, with seed {data.get("split_seed", 42)}.
 
 | split | file | sha256 |
 | --- | --- | --- |
@@ -103,10 +103,10 @@ stratified, with seed {data.get('split_seed', 42)}.
 
 ## Plan
 
-Base model `{plan['base_model']}`, max length {plan['max_length']}, freezing
-`{plan['freezing']}`, learning rate {plan['learning_rate']}, batch size {plan['batch_size']},
-{plan['epochs']} epochs, weight decay {plan['weight_decay']}, label smoothing
-{plan['label_smoothing']}, seed {plan['seed']}. The full plan is in `plan.json`.
+Base model `{plan["base_model"]}`, max length {plan["max_length"]}, freezing
+`{plan["freezing"]}`, learning rate {plan["learning_rate"]}, batch size {plan["batch_size"]},
+{plan["epochs"]} epochs, weight decay {plan["weight_decay"]}, label smoothing
+{plan["label_smoothing"]}, seed {plan["seed"]}. The full plan is in `plan.json`.
 
 ## Measured metrics
 
@@ -114,7 +114,7 @@ Base model `{plan['base_model']}`, max length {plan['max_length']}, freezing
 {json.dumps(headline, sort_keys=True)}
 ```
 
-Test set ({test['n']} rows): accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}.
+Test set ({test["n"]} rows): accuracy {test["accuracy"]:.4f}, macro-F1 {test["macro_f1"]:.4f}.
 
 | class | precision | recall | F1 | support |
 | --- | --- | --- | --- | --- |

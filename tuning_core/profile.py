@@ -105,9 +105,7 @@ def _percentile(sorted_values: list[int], q: float) -> int:
     return sorted_values[k]
 
 
-def profile_rows(
-    splits: dict[str, tuple[list[str], list[str]]], model_name: str
-) -> DataProfile:
+def profile_rows(splits: dict[str, tuple[list[str], list[str]]], model_name: str) -> DataProfile:
     """Profile rows already split (as `tuning_core.data.load_split_rows` returns them)."""
     texts, labels = splits["train"]
     counts = Counter(labels)
@@ -120,7 +118,7 @@ def profile_rows(
     seen: set[str] = set()
     duplicates = 0
     labels_by_text: dict[str, set[str]] = {}
-    for text, label in zip(texts, labels):
+    for text, label in zip(texts, labels, strict=True):
         key = text.strip()
         duplicates += key in seen
         seen.add(key)

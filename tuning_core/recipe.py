@@ -93,7 +93,7 @@ def stratified_carve(labels: list[str], share: float, seed: int) -> tuple[list[i
     for label in sorted(by_label):
         rows = by_label[label][:]
         rng.shuffle(rows)
-        n = min(len(rows) - 1, int(round(len(rows) * share)))
+        n = min(len(rows) - 1, round(len(rows) * share))
         carved.extend(rows[:n])
         kept.extend(rows[n:])
     return sorted(kept), sorted(carved)
@@ -168,7 +168,12 @@ def build_model(plan: dict, labels: list[str]):
         label2id={label: i for i, label in enumerate(labels)},
     )
     if plan.get("dropout") is not None:
-        for attr in ("hidden_dropout_prob", "dropout", "classifier_dropout", "seq_classif_dropout"):
+        for attr in (
+            "hidden_dropout_prob",
+            "dropout",
+            "classifier_dropout",
+            "seq_classif_dropout",
+        ):
             if hasattr(config, attr):
                 setattr(config, attr, float(plan["dropout"]))
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -211,7 +216,7 @@ def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[st
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
     n = len(labels)
     confusion = [[0] * n for _ in range(n)]
-    for t, p in zip(y_true, y_pred):
+    for t, p in zip(y_true, y_pred, strict=True):
         confusion[t][p] += 1
     per_class = {}
     for i, label in enumerate(labels):
@@ -279,7 +284,9 @@ def _seeded_trainer_class():
             generator = torch.Generator()
             generator.manual_seed(self.seed * 1_000_003 + self.epoch_now())
             if self.group_by_length:
-                order = get_length_grouped_indices(self.lengths, self.batch_size, generator=generator)
+                order = get_length_grouped_indices(
+                    self.lengths, self.batch_size, generator=generator
+                )
             else:
                 order = torch.randperm(len(self.lengths), generator=generator).tolist()
             return iter(order)
@@ -302,7 +309,6 @@ def _seeded_trainer_class():
             )
 
     return SeededTrainer
-
 
 
 def stop_callback(requested):
@@ -347,7 +353,12 @@ def quiet_libraries() -> None:
 
 
 def train_and_evaluate(
-    plan: dict, data: dict, out_dir, callbacks=(), resume=False, interrupted=lambda: False
+    plan: dict,
+    data: dict,
+    out_dir,
+    callbacks=(),
+    resume=False,
+    interrupted=lambda: False,
 ) -> dict:
     """Fine-tune as `plan` says on `data`; return the report (validation and test metrics).
 
@@ -446,7 +457,9 @@ def train_and_evaluate(
         "epochs_run": round(float(trainer.state.epoch or 0), 2),
         "train_rows": len(train_set),
         "loss_curve": [
-            [e["step"], round(e["loss"], METRIC_DIGITS)] for e in trainer.state.log_history if "loss" in e
+            [e["step"], round(e["loss"], METRIC_DIGITS)]
+            for e in trainer.state.log_history
+            if "loss" in e
         ],
     }
     trainer.save_model(str(out_dir / "model"))
@@ -488,7 +501,9 @@ def main(argv: list[str] | None = None) -> int:
     result = headline(report)
     if EXPECTED:
         same = all(result.get(k) == v for k, v in EXPECTED.items())
-        print(f"expected {json.dumps(EXPECTED, sort_keys=True)}: {'match' if same else 'DIFFERENT'}")
+        print(
+            f"expected {json.dumps(EXPECTED, sort_keys=True)}: {'match' if same else 'DIFFERENT'}"
+        )
     print(json.dumps(result, sort_keys=True))
     return 0
 

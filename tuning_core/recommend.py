@@ -160,10 +160,14 @@ def recommend_plan(
         )
     reasons["freezing"] = Reason(why, note)
     if freezing == "lora":
-        reasons["lora_rank"] = Reason("rank 8 with alpha 16: the common starting point", "lora-rank")
+        reasons["lora_rank"] = Reason(
+            "rank 8 with alpha 16: the common starting point", "lora-rank"
+        )
 
     # -- regularisation
-    reasons["dropout"] = Reason("keep the model's own dropout (0.1 for BERT-style models)", "dropout-pretrained")
+    reasons["dropout"] = Reason(
+        "keep the model's own dropout (0.1 for BERT-style models)", "dropout-pretrained"
+    )
     reasons["weight_decay"] = Reason(
         "0, the Trainer default: a 'textbook' 0.01 did not beat it on TweetEval here",
         "weight-decay-zero",
@@ -184,12 +188,16 @@ def recommend_plan(
 
     # -- optimisation: the Trainer defaults, which beat a textbook config here
     batch_size = 16 if resources.has_cuda and train_rows > 20000 else 8
-    reasons["learning_rate"] = Reason("5e-5 with a linear decay and no warmup", "trainer-defaults-lr-batch")
+    reasons["learning_rate"] = Reason(
+        "5e-5 with a linear decay and no warmup", "trainer-defaults-lr-batch"
+    )
     reasons["batch_size"] = Reason(
         f"{batch_size}: more optimizer steps on a few thousand rows than batch 32",
         "trainer-defaults-lr-batch",
     )
-    reasons["epochs"] = Reason("3 passes over the data, with the best epoch kept", "trainer-defaults-lr-batch")
+    reasons["epochs"] = Reason(
+        "3 passes over the data, with the best epoch kept", "trainer-defaults-lr-batch"
+    )
 
     # -- metric
     labels = len(profile.label_counts)

@@ -1,0 +1,157 @@
+"""The `tunesmith` command: the app, the headless chat, and the non-interactive verbs.
+
+    tunesmith [--home DIR] [--session ID]          open the app
+    tunesmith chat --headless [--session ID]       the same conversation over stdin/stdout
+    tunesmith sessions [--json]                    list saved sessions
+    tunesmith export SESSION --out DIR             write a session's reproducible bundle
+
+A `TuningError` becomes one line on stderr and exit status 1; nobody sees a traceback for bad
+input. Heavy libraries are imported only by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read at import by huggingface_hub: set it first
+
+from assistant.progress import format_event
+from assistant.store import HOME_ENV, SessionStore
+from tuning_core.errors import TuningError
+
+
+def _home(args: argparse.Namespace) -> Path:
+    return Path(args.home or os.environ.get(HOME_ENV) or "sessions")
+
+
+def _print_replies(replies) -> None:
+    for reply in replies:
+        print(reply.text)
+        print()
+    sys.stdout.flush()
+
+
+def _follow(conversation) -> None:
+    from tuning_core.runs import follow_run
+
+    def show(event: dict[str, Any]) -> None:
+        line = format_event(event)
+        if line:
+            print(line, flush=True)
+
+    status = follow_run(conversation.run_dir, show, poll_s=0.5)
+    _print_replies(conversation.finish_run(status))
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    from assistant.conversation import Conversation
+
+    store = SessionStore(_home(args))
+    conversation = Conversation.start(store, args.session)
+    print(f"[session {conversation.session_id}]", flush=True)
+    _print_replies(conversation.opening())
+    if conversation.running:
+        _follow(conversation)
+    for line in sys.stdin:
+        text = line.rstrip("\r\n")
+        print(f"> {text}", flush=True)
+        _print_replies(conversation.say(text))
+        if conversation.running:
+            _follow(conversation)
+    return 0
+
+
+def run_sessions(args: argparse.Namespace) -> int:
+    sessions = SessionStore(_home(args)).list()
+    if args.json:
+        print(json.dumps(sessions, indent=2, sort_keys=True))
+        return 0
+    if not sessions:
+        print(f"No sessions in {_home(args)}")
+        return 0
+    for s in sessions:
+        if "error" in s:
+            print(f"{s['id']}  (cannot be read: {s['error']})")
+            continue
+        updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["updated"] or 0))
+        run = s.get("last_run") or {}
+        run_text = f"{run.get('status')}" if run else "no run"
+        if run.get("headline"):
+            run_text += " " + ", ".join(f"{k} {v}" for k, v in run["headline"].items())
+        data = Path(s["data_file"]).name if s["data_file"] else "-"
+        print(f"{s['id']}  {updated}  stage {s['stage']:<7}  data {data}  {run_text}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from tuning_core.export import export_bundle
+    from tuning_core.runs import read_report
+
+    store = SessionStore(_home(args))
+    session = store.open(args.session)
+    state = session.load_state() or {}
+    run_dir = state.get("run_dir")
+    if not run_dir or read_report(Path(run_dir)) is None:
+        raise TuningError(f"Session {args.session} has no finished run to export")
+    out = export_bundle(Path(run_dir), Path(args.out))
+    print(f"Exported {args.session} to {out}")
+    return 0
+
+
+def run_app(args: argparse.Namespace) -> int:
+    from assistant.app import TunesmithApp
+
+    TunesmithApp(home=_home(args), session_id=args.session).run()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tunesmith",
+        description="Fine-tune a pretrained text classifier, guided step by step.",
+    )
+    parser.add_argument("--home", help=f"sessions folder (default: ${HOME_ENV} or ./sessions)")
+    parser.add_argument("--session", help="reopen this session")
+    sub = parser.add_subparsers(dest="command")
+    chat = sub.add_parser("chat", help="the conversation (the app, or --headless over stdin)")
+    chat.add_argument("--headless", action="store_true", help="one user turn per stdin line")
+    chat.add_argument("--session", dest="chat_session", help="reopen this session")
+    chat.add_argument("--home", dest="chat_home", help="sessions folder")
+    sessions = sub.add_parser("sessions", help="list saved sessions")
+    sessions.add_argument("--json", action="store_true", help="machine-readable output")
+    sessions.add_argument("--home", dest="sub_home", help="sessions folder")
+    export = sub.add_parser("export", help="write a session's reproducible bundle")
+    export.add_argument("session", help="session id (see `tunesmith sessions`)")
+    export.add_argument("--out", required=True, help="folder to write (must be new or empty)")
+    export.add_argument("--home", dest="sub_home", help="sessions folder")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # options given after the sub-command win
+    args.session = getattr(args, "chat_session", None) or args.session
+    args.home = getattr(args, "chat_home", None) or getattr(args, "sub_home", None) or args.home
+    try:
+        if args.command == "chat" and args.headless:
+            return run_headless(args)
+        if args.command == "sessions":
+            return run_sessions(args)
+        if args.command == "export":
+            return run_export(args)
+        return run_app(args)
+    except TuningError as exc:
+        print(f"tunesmith: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,650 @@
+"""The planner: a dialogue engine that walks task -> data -> profile -> plan -> adjust -> run ->
+results -> export over the headless core.
+
+Pure Python, no Textual and no database: it takes one user turn and returns replies, and its
+whole state is a JSON-serialisable dict (the session store saves it after every turn). It
+fills what the person already said, asks only for what is missing, and takes a blank answer
+as "use the recommended default". Starting a run goes through `tuning_core.runs`; following
+it is the front end's job, which calls `run_finished` when the worker is done.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import knowledge
+from assistant.adjust import is_question, parse_adjustment, question_topic
+from tuning_core import runs
+from tuning_core.errors import TuningError
+from tuning_core.plan import EMBEDDED_MODEL_ID, FREEZING_LABELS, Plan
+
+STAGES = ("task", "data", "plan", "run", "results", "export")
+TASK = "single_label_classification"
+
+HELP = """**What I can do:** fine-tune a text classifier on your labelled file, step by step.
+
+- Say the task and the file in one go, e.g. `classify these tweets by emotion: data/train.csv`.
+  Press **Enter** on an empty line to take the recommended default (the demo data, the plan).
+- Change the plan in plain words: `3 epochs`, `learning rate 2e-5`, `batch size 16`,
+  `freeze all but the last two layers`, `use LoRA rank 8`, `head only`, `dropout 0.2`,
+  `label smoothing 0.1`, `no early stopping`, `max length 64`, `seed 7`.
+- Fix how I read your file: `the label is in column 'category'`, `text column is review`.
+- Ask: `why LoRA?`, `why this learning rate?`, `what is macro-F1?`
+
+**Commands:** `/help` this text · `/status` where we are · `/back` one step back ·
+`/run` start training · `/stop` stop training (it can resume) · `/export DIR` write the
+reproducible bundle."""
+
+GREETING = """Hi! I'm **tunesmith**. I help you fine-tune a pretrained model on your labelled text
+and leave you a script that reproduces it.
+
+What would you like to train, and on which file? For example:
+`classify these tweets by emotion: data/train.csv`
+
+Press **Enter** to try it on the built-in demo (360 short posts labelled positive, negative or
+neutral). Type `/help` for everything I understand."""
+
+OTHER_TASKS = {
+    r"\b(?:ner\b|named[ -]entit|token[ -]classif|sequence[ -]tagg|pos[ -]tagg)": "token classification (NER)",
+    r"\b(?:regression\b|predict (?:a|the) (?:score|number|price))": "regression",
+    r"\b(?:generat|chat ?bot|instruction|summari[sz]|translat)": "text generation",
+    r"\bmulti[- ]?label": "multi-label classification",
+}
+PATH_RE = re.compile(
+    r"(?:^|[\s:'\"])((?:~|\.{1,2})?/?[\w.\-/~]+\.(?:csv|tsv|tab|jsonl|json|ndjson|parquet)(?:\.gz)?)\b",
+    re.I,
+)
+
+
+def demo_data_path() -> Path:
+    return Path(str(resources.files("assistant") / "demo" / "posts.csv"))
+
+
+@dataclass
+class Reply:
+    text: str
+    kind: str = "text"  # text | error | plan | results
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass
+class PlannerState:
+    stage: str = "task"
+    history: list[str] = field(default_factory=list)
+    task: str | None = None
+    task_words: str = ""
+    spec: dict | None = None
+    profile: dict | None = None
+    resources: dict | None = None
+    recommendation: dict | None = None
+    plan: dict | None = None
+    changed: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    run_dir: str | None = None
+    run_count: int = 0
+    report: dict | None = None
+    export_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> PlannerState:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def fmt_number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def describe_freezing(plan: dict) -> str:
+    label = FREEZING_LABELS.get(plan["freezing"], plan["freezing"])
+    if plan["freezing"] == "bottom_k":
+        return f"{label}: {plan['freeze_layers']}"
+    if plan["freezing"] == "lora":
+        return f"{label}: rank {plan['lora_rank']}, alpha {plan['lora_alpha']}"
+    return label
+
+
+PLAN_ROWS = (
+    ("base_model", "Base model"),
+    ("max_length", "Max length"),
+    ("freezing", "Freezing"),
+    ("learning_rate", "Learning rate"),
+    ("batch_size", "Batch size"),
+    ("epochs", "Epochs"),
+    ("weight_decay", "Weight decay"),
+    ("dropout", "Dropout"),
+    ("label_smoothing", "Label smoothing"),
+    ("early_stopping_patience", "Early stopping"),
+    ("metric", "Metric"),
+    ("seed", "Seed"),
+)
+
+
+def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
+    """(field, label, value) for display."""
+    rows = []
+    for name, label in PLAN_ROWS:
+        if name == "freezing":
+            value = describe_freezing(plan)
+        elif name == "dropout":
+            value = "model's own" if plan["dropout"] is None else fmt_number(plan["dropout"])
+        elif name == "early_stopping_patience":
+            p = plan[name]
+            value = f"patience {p}" if p else "off"
+        elif name == "metric":
+            value = {"macro_f1": "macro-F1", "accuracy": "accuracy"}[plan["metric"]]
+        elif name == "base_model" and plan[name] == EMBEDDED_MODEL_ID:
+            value = "all-MiniLM-L6-v2 (embedded)"
+        else:
+            value = fmt_number(plan[name])
+        rows.append((name, label, value))
+    return rows
+
+
+class Planner:
+    """One conversation's dialogue logic. `runs_dir` is where this session's runs go."""
+
+    def __init__(self, runs_dir: Path, state: PlannerState | None = None) -> None:
+        self.runs_dir = Path(runs_dir)
+        self.state = state or PlannerState()
+
+    # ------------------------------------------------------------ entry points
+
+    def greeting(self) -> list[Reply]:
+        return [Reply(GREETING)]
+
+    def handle(self, text: str) -> list[Reply]:
+        """One user turn in, replies out. Never raises for bad input."""
+        text = text.strip()
+        try:
+            if re.match(r"/[A-Za-z?-]+(?:\s|$)", text):  # /help, /export DIR; not /a/path.csv
+                return self._command(text)
+            return self._by_stage(text)
+        except TuningError as exc:
+            return [Reply(f"**{exc.title}:** {exc.message}", "error")]
+
+    def run_finished(self, status: dict[str, Any]) -> list[Reply]:
+        """The worker reached a terminal state: report results or say what happened."""
+        state = status.get("state")
+        run_dir = Path(self.state.run_dir or "")
+        if state == "finished":
+            report = runs.read_report(run_dir)
+            if report is None:
+                return [Reply("The run finished but left no report; see worker.log.", "error")]
+            self.state.report = {
+                "validation": report["validation"],
+                "test": report["test"],
+                "metric": report["metric"],
+                "epochs_run": report.get("epochs_run"),
+                "train_rows": report.get("train_rows"),
+            }
+            self._go("results")
+            return [Reply(self._results_text(), "results")]
+        if state == "stopped":
+            self._go("plan")
+            return [
+                Reply(
+                    f"Training stopped at step {status.get('step', '?')} with a checkpoint. "
+                    "Type `/run` to resume it where it stopped, or change the plan to start over.",
+                )
+            ]
+        self._go("plan")
+        error = status.get("error") or "the worker process ended unexpectedly"
+        return [
+            Reply(
+                f"**Training failed:** {error}. The plan is unchanged: adjust it and `/run` "
+                "again (details in the run's worker.log).",
+                "error",
+            )
+        ]
+
+    # ------------------------------------------------------------ commands
+
+    def _command(self, text: str) -> list[Reply]:
+        name, _, arg = text[1:].partition(" ")
+        name, arg = name.lower(), arg.strip()
+        if name in ("help", "h", "?"):
+            return [Reply(HELP)]
+        if name == "status":
+            return [Reply(self.status_text())]
+        if name == "back":
+            return self._back()
+        if name in ("run", "train", "resume"):
+            return self._start_run()
+        if name == "stop":
+            if self.state.run_dir and runs.stop_run(Path(self.state.run_dir)):
+                return [Reply("Stopping: the worker saves a checkpoint and exits.")]
+            return [Reply("No training is running.")]
+        if name == "export":
+            return self._export(arg)
+        if name == "plan":
+            return [self._plan_reply()] if self.state.plan else [Reply("There is no plan yet.")]
+        return [Reply(f"I don't know `/{name}`. Try `/help`.", "error")]
+
+    def _back(self) -> list[Reply]:
+        if self.state.stage == "run":
+            return [Reply("Training is running; `/stop` it first.")]
+        if not self.state.history:
+            return [Reply("We are at the first step already.")]
+        self.state.stage = self.state.history.pop()
+        prompts = {
+            "task": "What would you like to train?",
+            "data": "Which file holds your labelled data? (Enter for the demo)",
+            "plan": "Back at the plan. Change anything, or press Enter to train.",
+            "results": "Back at the results. `/export DIR` writes the bundle.",
+        }
+        return [Reply(prompts.get(self.state.stage, f"Back to {self.state.stage}."))]
+
+    def _go(self, stage: str) -> None:
+        """Move to `stage`, remembering where we were for /back (a run is not a stop on the way)."""
+        if stage == self.state.stage:
+            return
+        if self.state.history and self.state.history[-1] == stage:
+            self.state.history.pop()
+        elif self.state.stage != "run":
+            self.state.history.append(self.state.stage)
+        self.state.stage = stage
+
+    # ------------------------------------------------------------ stages
+
+    def _by_stage(self, text: str) -> list[Reply]:
+        stage = self.state.stage
+        if stage == "task":
+            return self._task(text)
+        if stage == "data":
+            return self._data(text)
+        if stage == "run":
+            if is_question(text) and self.state.plan:
+                return self._explain(text)
+            return [Reply("Training is running. `/status` shows progress; `/stop` stops it.")]
+        # plan, results, export: adjustments, questions, a new file, or Enter
+        path = self._find_path(text)
+        if path:
+            return self._load(path)
+        if not text:
+            if stage == "plan":
+                return self._start_run()
+            if stage == "results":
+                return self._export("")
+            return [Reply("Done. Change the plan and `/run` again, or `/export DIR` once more.")]
+        if stage == "plan" and re.fullmatch(
+            r"(yes|y|ok|okay|go|run|start|train|sure|looks good)[.!]*", text.lower()
+        ):
+            return self._start_run()
+        match = re.match(r"export(?: (?:it|the bundle))?(?: to)?\s+(\S+)", text, re.I)
+        if match:
+            return self._export(match.group(1))
+        if is_question(text):
+            return self._explain(text)
+        adjustment = parse_adjustment(text)
+        if not adjustment.empty:
+            return self._adjust(adjustment)
+        return [
+            Reply(
+                "I didn't catch a change in that. Try `3 epochs`, `learning rate 2e-5`, "
+                "`use LoRA rank 8`, a question like `why this learning rate?`, or `/help`."
+            )
+        ]
+
+    def _task(self, text: str) -> list[Reply]:
+        for pattern, name in OTHER_TASKS.items():
+            if re.search(pattern, text, re.I):
+                return [
+                    Reply(
+                        f"{name.capitalize()} is not supported yet: for now I fine-tune "
+                        "single-label text classifiers (one label per text: sentiment, "
+                        "topics, intents, emotions). Tell me such a task, or press Enter.",
+                    )
+                ]
+        self.state.task = TASK
+        self.state.task_words = text
+        path = self._find_path(text)
+        if path:
+            self._go("data")
+            return self._load(path)
+        self._go("data")
+        what = f" ({text})" if text else ""
+        return [
+            Reply(
+                f"Text classification it is{what}: one label per text. Which file holds your "
+                "labelled data? CSV, TSV, JSONL or Parquet with a text and a label column. "
+                "Press Enter to use the demo posts."
+            )
+        ]
+
+    def _data(self, text: str) -> list[Reply]:
+        if not text or text.lower() in ("demo", "the demo", "use the demo"):
+            return self._load(str(demo_data_path()))
+        path = self._find_path(text) or text.strip().strip("'\"")
+        return self._load(path)
+
+    @staticmethod
+    def _find_path(text: str) -> str | None:
+        match = PATH_RE.search(text)
+        return match.group(1) if match else None
+
+    # ------------------------------------------------------------ data, profile, plan
+
+    def _load(self, path: str, columns: dict[str, str] | None = None) -> list[Reply]:
+        from tuning_core.data import inspect_data, load_split_rows
+        from tuning_core.hardware import probe_resources
+        from tuning_core.profile import profile_rows
+        from tuning_core.recommend import recommend_plan
+
+        columns = columns or {}
+        seed = int((self.state.plan or {}).get("seed", 42))
+        spec = inspect_data(path, columns.get("text"), columns.get("label"), split_seed=seed)
+        started = time.monotonic()
+        base_model = (self.state.plan or {}).get("base_model") or EMBEDDED_MODEL_ID
+        profile = profile_rows(load_split_rows(spec), base_model)
+        resources_ = probe_resources()
+        rec = recommend_plan(TASK, profile, resources_, {"base_model": base_model, "seed": seed})
+        self.state.task = self.state.task or TASK
+        self.state.spec = spec.to_dict()
+        self.state.profile = profile.to_dict()
+        self.state.resources = resources_.to_dict()
+        self.state.recommendation = rec.to_dict()
+        # the person's own changes survive a reload (new file, new columns, new model)
+        previous = self.state.plan or {}
+        kept = {k: previous[k] for k in self.state.changed if k in previous and k != "base_model"}
+        self.state.plan = rec.plan.replace(**kept).to_dict() if kept else rec.plan.to_dict()
+        self.state.changed = sorted(kept)
+        self.state.report = None
+        if self.state.stage != "plan":
+            self._go("plan")
+        reading = self._reading_text(spec, profile, time.monotonic() - started)
+        return [
+            Reply(reading),
+            self._plan_reply(intro="**My plan**, with the reason for each choice:"),
+        ]
+
+    def _reading_text(self, spec, profile, seconds: float) -> str:
+        labels = ", ".join(f"`{k}` ({v})" for k, v in profile.label_counts.items())
+        lines = [
+            f"**How I read `{Path(spec.train_file).name}`** ({seconds:.1f} s)",
+            "",
+            f"- Text column: `{spec.text_column}` ({spec.reasons.get('text', '')})",
+            f"- Label column: `{spec.label_column}` ({spec.reasons.get('label', '')})",
+            f"- {len(spec.labels)} labels: {labels}",
+            f"- Splits: train from {Path(spec.train_file).name}; {spec.describe_splits()}",
+            "",
+            "**Profile**",
+            "",
+        ]
+        lines += [f"- {line}" for line in profile.summary_lines()]
+        lines += [
+            "",
+            "Wrong column? Say e.g. `the label is in column 'category'`.",
+        ]
+        return "\n".join(lines)
+
+    def _plan_reply(self, intro: str = "**The plan now:**") -> Reply:
+        plan = self.state.plan or {}
+        reasons = (self.state.recommendation or {}).get("reasons", {})
+        lines = [intro, "", "| | choice | why |", "| --- | --- | --- |"]
+        for name, label, value in plan_rows(plan):
+            if name in self.state.changed:
+                why = "you asked for it"
+                value = f"**{value}**"
+            else:
+                why = reasons.get(name, {}).get("text", "")
+            lines.append(f"| {label} | {value} | {why} |")
+        estimate = self._estimate()
+        lines += [
+            "",
+            f"Rough training time on this machine: **~{estimate:g} min**. "
+            "Press **Enter** (or `/run`) to train, or tell me what to change.",
+        ]
+        return Reply("\n".join(lines), "plan")
+
+    def _estimate(self) -> float:
+        from tuning_core.hardware import Resources
+        from tuning_core.profile import DataProfile
+        from tuning_core.recommend import estimate_minutes
+
+        if not (self.state.plan and self.state.profile and self.state.resources):
+            return 0.0
+        return estimate_minutes(
+            Plan.from_dict(self.state.plan),
+            DataProfile.from_dict(self.state.profile),
+            Resources.from_dict(self.state.resources),
+        )
+
+    def _adjust(self, adjustment) -> list[Reply]:
+        if adjustment.problems:
+            return [Reply("I could not apply that: " + "; ".join(adjustment.problems), "error")]
+        if adjustment.columns:
+            if not self.state.spec:
+                return [Reply("Load a data file first.")]
+            return self._load(self.state.spec["files"]["train"], adjustment.columns)
+        if not self.state.plan:
+            return [Reply("There is no plan yet: give me a data file first.")]
+        changes = dict(adjustment.changes)
+        if adjustment.freeze_top is not None:
+            layers = self._model_layers(changes.get("base_model") or self.state.plan["base_model"])
+            if layers is None:
+                return [
+                    Reply(
+                        "I don't know how many layers this model has; say `freeze the bottom N layers`."
+                    )
+                ]
+            keep = adjustment.freeze_top
+            if not 0 < keep < layers:
+                return [
+                    Reply(
+                        f"The model has {layers} layers; keep between 1 and {layers - 1} trainable.",
+                        "error",
+                    )
+                ]
+            changes.update(freezing="bottom_k", freeze_layers=layers - keep)
+        if changes.get("freezing") == "lora" and "lora_rank" in changes:
+            changes.setdefault("lora_alpha", 2 * changes["lora_rank"])
+        if changes.get("freezing") == "lora":
+            card = knowledge.get_model(changes.get("base_model") or self.state.plan["base_model"])
+            if card:
+                extras = dict(self.state.plan.get("extras") or {})
+                extras["lora_targets"] = list(card.lora_targets)
+                changes["extras"] = extras
+        plan = Plan.from_dict(self.state.plan).replace(**changes)  # PlanError says what is wrong
+        self.state.plan = plan.to_dict()
+        self.state.changed = sorted(
+            set(self.state.changed) | set(changes) - {"extras", "base_model"}
+        )
+        if "base_model" in changes and self.state.spec:
+            # a new model means a new tokenizer: profile and recommend again
+            return self._load(self.state.spec["files"]["train"], self._columns())
+        said = ", ".join(
+            f"{k.replace('_', ' ')} → {fmt_number(v)}" for k, v in changes.items() if k != "extras"
+        )
+        return [Reply(f"Done: {said}."), self._plan_reply()]
+
+    def _columns(self) -> dict[str, str]:
+        """The columns the person chose themselves (kept when the data is read again)."""
+        spec = self.state.spec or {}
+        chosen = spec.get("reasons", {})
+        return {
+            role: spec[f"{role}_column"]
+            for role in ("text", "label")
+            if chosen.get(role) == "you chose it"
+        }
+
+    @staticmethod
+    def _model_layers(name: str) -> int | None:
+        from tuning_core.recommend import model_facts
+
+        card = model_facts(name)
+        return card.layers if card and card.layers else None
+
+    def _explain(self, text: str) -> list[Reply]:
+        topic = question_topic(text)
+        reasons = (self.state.recommendation or {}).get("reasons", {})
+        notes = knowledge.load_notes()
+        if topic is None:
+            return [
+                Reply("Ask me about a choice in the plan, e.g. `why LoRA?` or `why 3 epochs?`.")
+            ]
+        lines = []
+        if self.state.plan:
+            current = dict((n, v) for n, _, v in plan_rows(self.state.plan)).get(topic)
+            reason = reasons.get(topic)
+            if current is not None:
+                lines.append(f"**{topic.replace('_', ' ').capitalize()}: {current}.**")
+            if topic in self.state.changed:
+                lines.append("You set this yourself.")
+            elif reason:
+                lines.append(f"Why: {reason['text']}.")
+        note_ids = [reasons[topic]["note"]] if topic in reasons else []
+        if "lora" in text.lower():
+            note_ids = ["lora-large-model", "lora-rank"]
+        elif "head" in text.lower():
+            note_ids = ["head-only-small-data"]
+        elif "freez" in text.lower() and topic == "freezing":
+            note_ids = note_ids + ["freeze-bottom-layers"]
+        for note_id in dict.fromkeys(note_ids):
+            note = notes.get(note_id)
+            if note:
+                lines += ["", f"> **{note.title}** — {note.text}", f"> Source: {note.source}"]
+        if not lines:
+            return [Reply("I have no note on that yet.")]
+        return [Reply("\n".join(lines))]
+
+    # ------------------------------------------------------------ run, results, export
+
+    def _start_run(self) -> list[Reply]:
+        if not self.state.plan or not self.state.spec:
+            return [Reply("Nothing to train yet: tell me the task and the data file first.")]
+        if self.state.stage == "run":
+            return [Reply("Training is already running.")]
+        run_dir = Path(self.state.run_dir) if self.state.run_dir else None
+        resumable = (
+            run_dir is not None
+            and runs.read_status(run_dir).get("state") in ("stopped", "dead")
+            and runs.read_report(run_dir) is None
+            and (run_dir / "plan.json").exists()
+            and Plan.from_json((run_dir / "plan.json").read_text()).to_dict() == self.state.plan
+        )
+        if resumable:
+            runs.start_worker(run_dir)
+            self._go("run")
+            return [Reply(f"Resuming run `{self.state.run_id}` from its last checkpoint.")]
+        self.state.run_count += 1
+        run_id = f"run-{self.state.run_count}"
+        run_dir = self.runs_dir / run_id
+        runs.prepare_run(run_dir, self.state.plan, self.state.spec)
+        runs.start_worker(run_dir)
+        self.state.run_id, self.state.run_dir = run_id, str(run_dir)
+        self.state.report = None
+        self._go("run")
+        return [
+            Reply(
+                f"Training started (`{run_id}`, ~{self._estimate():g} min). It runs in its own "
+                "process: you can close this window and come back with `tunesmith chat "
+                "--session ID` or the app's session picker."
+            )
+        ]
+
+    def _results_text(self) -> str:
+        report = self.state.report or {}
+        test, val = report["test"], report["validation"]
+        metric = report["metric"]
+        label = {"macro_f1": "macro-F1", "accuracy": "accuracy"}[metric]
+        lines = [
+            f"**Results** (best epoch kept; {report.get('epochs_run')} epochs run on "
+            f"{report.get('train_rows')} training rows)",
+            "",
+            f"- Test ({test['n']} rows): **{label} {test[metric]:.4f}**, accuracy "
+            f"{test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}",
+            f"- Validation ({val['n']} rows): {label} {val[metric]:.4f}",
+            "",
+            "| class | precision | recall | F1 | support |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for name, m in test["per_class"].items():
+            lines.append(
+                f"| {name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
+            )
+        labels = test["labels"]
+        lines += ["", "Confusion matrix (rows: true, columns: predicted)", "", "```"]
+        width = max(len(x) for x in labels) + 1
+        lines.append(" " * width + " ".join(f"{x[:6]:>6}" for x in labels))
+        for name, row in zip(labels, test["confusion"], strict=True):
+            lines.append(f"{name:<{width}}" + " ".join(f"{v:>6}" for v in row))
+        lines += [
+            "```",
+            "",
+            "`/export DIR` writes a standalone `train.py` that reproduces these numbers "
+            "(Enter exports into this session's folder).",
+        ]
+        return "\n".join(lines)
+
+    def _export(self, arg: str) -> list[Reply]:
+        from tuning_core.export import export_bundle
+
+        if not self.state.run_dir or runs.read_report(Path(self.state.run_dir)) is None:
+            return [Reply("There is no finished run to export yet.")]
+        target = (
+            Path(arg).expanduser()
+            if arg
+            else self.runs_dir.parent / "export" / (self.state.run_id or "run")
+        )
+        out = export_bundle(Path(self.state.run_dir), target, overwrite=not arg)
+        self.state.export_dir = str(out.resolve())
+        self._go("export")
+        return [
+            Reply(
+                f"Exported to `{out}`: `train.py`, `plan.json`, `requirements.txt`, `README.md`. "
+                f"Run `python {out}/train.py` to reproduce the metrics."
+            )
+        ]
+
+    # ------------------------------------------------------------ status
+
+    def status_text(self) -> str:
+        s = self.state
+        lines = [f"**Stage:** {s.stage}"]
+        if s.spec:
+            lines.append(
+                f"**Data:** `{s.spec['files']['train']}` ({s.spec['text_column']} → {s.spec['label_column']})"
+            )
+        if s.plan:
+            p = s.plan
+            lines.append(
+                f"**Plan:** {p['base_model']}, {describe_freezing(p)}, lr {fmt_number(p['learning_rate'])}, "
+                f"batch {p['batch_size']}, {fmt_number(p['epochs'])} epochs, seed {p['seed']}"
+            )
+        if s.run_dir:
+            status = runs.read_status(Path(s.run_dir))
+            line = f"**Run:** `{s.run_id}` {status.get('state')}"
+            events, _ = runs.read_events(Path(s.run_dir))
+            logs = [e for e in events if e.get("type") == "log"]
+            if logs and status.get("state") in ("running", "starting"):
+                last = logs[-1]
+                line += f", step {last['step']}/{last['max_steps']}, loss {last['loss']:.4f}, ETA {last['eta_s']:.0f} s"
+            if status.get("headline"):
+                line += f", {status['headline']}"
+            lines.append(line)
+        if s.export_dir:
+            lines.append(f"**Exported:** `{s.export_dir}`")
+        return "\n\n".join(lines)
+
+    def summary(self) -> dict[str, str]:
+        """What the session list shows about this conversation."""
+        s = self.state
+        return {
+            "stage": s.stage,
+            "task": s.task or "",
+            "data_file": (s.spec or {}).get("files", {}).get("train") or "",
+            "base_model": (s.plan or {}).get("base_model") or "",
+        }

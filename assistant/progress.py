@@ -1,0 +1,35 @@
+"""Turn worker events into short progress text, shared by the app and the headless chat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_event(event: dict[str, Any]) -> str | None:
+    """One progress line for a worker event, or None for events not worth a line."""
+    kind = event.get("type")
+    if kind == "log":
+        eta = event.get("eta_s", 0)
+        return (
+            f"  step {event['step']}/{event['max_steps']} · epoch {event['epoch']:.2f} · "
+            f"loss {event['loss']:.4f} · lr {event['learning_rate']:.2e} · "
+            f"{event['samples_per_s']:.1f} samples/s · ETA {eta:.0f} s · "
+            f"mem {event['memory_mb']:.0f} MB"
+        )
+    if kind == "eval":
+        m = event.get("metrics", {})
+        parts = [
+            f"{k[5:]} {v:.4f}"
+            for k, v in sorted(m.items())
+            if k in ("eval_loss", "eval_accuracy", "eval_macro_f1")
+        ]
+        return f"  eval after epoch {event['epoch']:.0f}: " + ", ".join(parts)
+    if kind == "start":
+        return f"  training: {event['max_steps']} steps" + (
+            f", resuming at step {event['step']}" if event.get("step") else ""
+        )
+    if kind == "error":
+        return f"  error: {event['message']}"
+    if kind == "stopped":
+        return f"  stopped at step {event['step']} (checkpoint saved)"
+    return None

@@ -1,0 +1,234 @@
+"""The session store: one folder per session under the sessions home, one SQLite file in each.
+
+`session.db` (sqlite-utils, WAL mode) holds the conversation turns, every version of the plan,
+the planner's state and the runs. Run folders live beside it in `runs/<id>/`. This module maps
+rows to plain dicts and nothing else: what a turn means is the planner's business. Schema
+changes go through `MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from tuning_core import runs as run_files
+from tuning_core.errors import SessionError
+
+DB_NAME = "session.db"
+HOME_ENV = "TUNESMITH_HOME"
+
+MIGRATIONS = Migrations("tunesmith")
+
+
+@MIGRATIONS()
+def m001_initial(db: Database) -> None:
+    db["meta"].create(
+        {
+            "id": str,
+            "created": float,
+            "updated": float,
+            "name": str,
+            "stage": str,
+            "task": str,
+            "data_file": str,
+            "base_model": str,
+            "state": str,
+        },
+        pk="id",
+    )
+    db["turns"].create({"n": int, "role": str, "text": str, "time": float, "kind": str}, pk="n")
+    db["plans"].create(
+        {"version": int, "plan": str, "reasons": str, "time": float, "source": str}, pk="version"
+    )
+    db["runs"].create(
+        {
+            "id": str,
+            "dir": str,
+            "status": str,
+            "started": float,
+            "ended": float,
+            "headline": str,
+        },
+        pk="id",
+    )
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or "sessions")
+
+
+def new_session_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+class Session:
+    """One saved session: its folder, its database, its runs."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+        self.id = self.dir.name
+        try:
+            conn = sqlite3.connect(self.dir / DB_NAME, check_same_thread=False)
+            self.db = Database(conn)
+            self.db.enable_wal()
+            MIGRATIONS.apply(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise SessionError(f"Session {self.id} cannot be opened: {exc}") from exc
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.dir / "runs"
+
+    # -- conversation
+    def add_turn(self, role: str, text: str, kind: str = "text") -> int:
+        with self.db.atomic():
+            n = self.db.execute("select coalesce(max(n), 0) + 1 from turns").fetchone()[0]
+            self.db["turns"].insert(
+                {"n": n, "role": role, "text": text, "time": time.time(), "kind": kind}
+            )
+            self.db["meta"].upsert({"id": self.id, "updated": time.time()}, pk="id")
+        return n
+
+    def turns(self) -> list[dict[str, Any]]:
+        return list(self.db["turns"].rows_where(order_by="n"))
+
+    # -- planner state and plans
+    def save_state(self, state: dict[str, Any], summary: dict[str, str]) -> None:
+        with self.db.atomic():
+            self.db["meta"].upsert(
+                {"id": self.id, "updated": time.time(), "state": json.dumps(state), **summary},
+                pk="id",
+            )
+
+    def load_state(self) -> dict[str, Any] | None:
+        row = self.meta()
+        return json.loads(row["state"]) if row.get("state") else None
+
+    def meta(self) -> dict[str, Any]:
+        rows = list(self.db["meta"].rows_where("id = ?", [self.id]))
+        return rows[0] if rows else {}
+
+    def save_plan(self, plan: dict, reasons: dict, source: str) -> int:
+        with self.db.atomic():
+            version = self.db.execute("select coalesce(max(version), 0) + 1 from plans").fetchone()[
+                0
+            ]
+            self.db["plans"].insert(
+                {
+                    "version": version,
+                    "plan": json.dumps(plan, sort_keys=True),
+                    "reasons": json.dumps(reasons, sort_keys=True),
+                    "time": time.time(),
+                    "source": source,
+                }
+            )
+        return version
+
+    def plans(self) -> list[dict[str, Any]]:
+        return list(self.db["plans"].rows_where(order_by="version"))
+
+    # -- runs
+    def add_run(self, run_id: str, run_dir: Path) -> None:
+        self.db["runs"].upsert(
+            {"id": run_id, "dir": str(run_dir), "status": "starting", "started": time.time()},
+            pk="id",
+        )
+
+    def update_run(self, run_id: str, status: str, headline: dict | None = None) -> None:
+        record: dict[str, Any] = {"id": run_id, "status": status}
+        if headline is not None:
+            record["headline"] = json.dumps(headline, sort_keys=True)
+        if status in run_files.TERMINAL_STATES:
+            record["ended"] = time.time()
+        self.db["runs"].upsert(record, pk="id")
+
+    def runs(self) -> list[dict[str, Any]]:
+        return list(self.db["runs"].rows_where(order_by="started"))
+
+    def last_run(self) -> dict[str, Any] | None:
+        """The newest run with its live status read from its folder."""
+        rows = self.runs()
+        if not rows:
+            return None
+        row = dict(rows[-1])
+        status = run_files.read_status(Path(row["dir"]))
+        state = status.get("state", row["status"])
+        if state == "missing":
+            state = row["status"]
+        headline = status.get("headline") or (
+            json.loads(row["headline"]) if row.get("headline") else None
+        )
+        return {"id": row["id"], "dir": row["dir"], "status": state, "headline": headline}
+
+    def summary(self) -> dict[str, Any]:
+        meta = self.meta()
+        return {
+            "id": self.id,
+            "name": meta.get("name") or "",
+            "created": meta.get("created"),
+            "updated": meta.get("updated"),
+            "stage": meta.get("stage") or "task",
+            "task": meta.get("task") or "",
+            "data_file": meta.get("data_file") or "",
+            "base_model": meta.get("base_model") or "",
+            "last_run": self.last_run(),
+        }
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class SessionStore:
+    """All sessions under one home folder."""
+
+    def __init__(self, home: Path | str | None = None) -> None:
+        self.home = Path(home) if home else default_home()
+
+    def create(self) -> Session:
+        self.home.mkdir(parents=True, exist_ok=True)
+        directory = self.home / new_session_id()
+        directory.mkdir()
+        session = Session(directory)
+        now = time.time()
+        session.db["meta"].insert(
+            {"id": session.id, "created": now, "updated": now, "stage": "task"}
+        )
+        return session
+
+    def path(self, session_id: str) -> Path:
+        return self.home / session_id
+
+    def open(self, session_id: str) -> Session:
+        directory = self.home / session_id
+        if not (directory / DB_NAME).exists():
+            known = [s.name for s in self._dirs()]
+            hint = f"; known sessions: {', '.join(known[-5:])}" if known else ""
+            raise SessionError(f"No session {session_id!r} in {self.home}{hint}")
+        return Session(directory)
+
+    def _dirs(self) -> list[Path]:
+        if not self.home.exists():
+            return []
+        return sorted(p for p in self.home.iterdir() if (p / DB_NAME).exists())
+
+    def list(self) -> list[dict[str, Any]]:
+        """Summaries of every session, oldest first; a damaged one is listed with its error."""
+        out = []
+        for directory in self._dirs():
+            try:
+                session = Session(directory)
+                try:
+                    out.append(session.summary())
+                finally:
+                    session.close()
+            except (SessionError, sqlite3.DatabaseError) as exc:
+                out.append({"id": directory.name, "error": str(exc)})
+        return out

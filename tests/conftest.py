@@ -1,0 +1,35 @@
+"""Shared fixtures: a tiny random BERT with its own tokenizer, and small labelled files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny import make_tiny_model, write_sentiment_csv
+
+# Settings under which the tiny model learns the tiny data in a few seconds.
+TINY_PLAN = {"learning_rate": 3e-3, "epochs": 6.0}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def sentiment_csv(tmp_path_factory) -> Path:
+    return write_sentiment_csv(tmp_path_factory.mktemp("data") / "posts.csv")
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    """A fresh sessions home."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path

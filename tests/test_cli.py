@@ -1,0 +1,141 @@
+"""The `tunesmith` command end to end, in subprocesses, as a script would use it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import TINY_PLAN
+
+
+def tunesmith(*args, stdin="", home=None, timeout=300):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if home is not None:
+        env["TUNESMITH_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "assistant.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_session(tiny_model, sentiment_csv, tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    turns = [
+        f"classify these posts by sentiment: {sentiment_csv}",
+        f"use model {tiny_model}",
+        f"learning rate {TINY_PLAN['learning_rate']}, {TINY_PLAN['epochs']:g} epochs",
+        "",  # blank: accept the plan and train
+        "/status",
+    ]
+    out = tunesmith("chat", "--headless", stdin="\n".join(turns) + "\n", home=home)
+    assert out.returncode == 0, out.stderr[-3000:]
+    session_id = out.stdout.splitlines()[0].strip("[]").split()[1]
+    return home, session_id, out.stdout
+
+
+def test_headless_chat_walks_the_whole_path(finished_session):
+    home, session_id, stdout = finished_session
+    assert "How I read `posts.csv`" in stdout
+    assert "Training started" in stdout
+    assert "  step " in stdout and "ETA" in stdout  # progress lines while it trains
+    assert "eval after epoch 1" in stdout
+    assert "**Results**" in stdout and "Confusion matrix" in stdout
+    assert stdout.index("**Results**") > stdout.index("Training started")
+    assert "finished" in stdout.split("> /status", 1)[1]
+
+
+def test_sessions_lists_the_session_with_its_final_metrics(finished_session, tiny_model):
+    home, session_id, stdout = finished_session
+    out = tunesmith("sessions", "--json", home=home)
+    assert out.returncode == 0, out.stderr
+    (entry,) = json.loads(out.stdout)
+    assert entry["id"] == session_id
+    assert entry["stage"] == "results"
+    assert entry["data_file"].endswith("posts.csv")
+    assert entry["base_model"] == str(tiny_model)
+    assert entry["last_run"]["status"] == "finished"
+    assert entry["last_run"]["headline"]["test_macro_f1"] > 0.5
+    assert {"created", "updated", "task"} <= set(entry)
+    human = tunesmith("sessions", home=home)
+    assert session_id in human.stdout and "finished" in human.stdout
+
+
+def test_reopened_session_continues_where_it_stopped(finished_session):
+    home, session_id, _ = finished_session
+    out = tunesmith("chat", "--headless", "--session", session_id, stdin="/status\n", home=home)
+    assert out.returncode == 0, out.stderr
+    assert "Welcome back" in out.stdout and "Stage:** results" in out.stdout
+
+
+def test_export_verb_writes_the_bundle(finished_session, tmp_path):
+    home, session_id, stdout = finished_session
+    out = tunesmith("export", session_id, "--out", str(tmp_path / "b"), home=home)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "b" / "train.py").exists()
+    again = tunesmith("export", session_id, "--out", str(tmp_path / "b"), home=home)
+    assert again.returncode == 1 and "not empty" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    out = tunesmith("export", "no-such-session", "--out", str(tmp_path / "x"), home=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith("tunesmith: No session 'no-such-session'")
+    assert "Traceback" not in out.stderr
+
+
+def test_headless_survives_bad_input_and_exits_zero_at_end_of_input(tmp_path):
+    out = tunesmith(
+        "chat", "--headless", stdin="/nonsense\n/no/such.csv\n\n/nope.csv\n", home=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert "I don't know `/nonsense`" in out.stdout
+    assert "No such file" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_run_outlives_the_chat_and_a_reopened_session_reattaches(
+    tiny_model, sentiment_csv, tmp_path
+):
+    from tuning_core.worker import STEP_DELAY_ENV
+
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TUNESMITH_HOME": str(tmp_path),
+        STEP_DELAY_ENV: "0.1",
+    }
+    chat = subprocess.Popen(
+        [sys.executable, "-m", "assistant.cli", "chat", "--headless"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    turns = [
+        f"sentiment: {sentiment_csv}",
+        f"use model {tiny_model}",
+        "learning rate 3e-3, 6 epochs",
+        "/run",
+    ]
+    chat.stdin.write("\n".join(turns) + "\n")
+    chat.stdin.flush()
+    session_id = chat.stdout.readline().strip("[]\n").split()[1]
+    for line in chat.stdout:
+        if line.startswith("  step "):
+            break
+    chat.kill()  # the terminal goes away mid-run
+    chat.wait()
+    out = tunesmith("sessions", "--json", home=tmp_path)
+    (entry,) = json.loads(out.stdout)
+    assert entry["last_run"]["status"] in ("running", "starting")
+    out = tunesmith("chat", "--headless", "--session", session_id, home=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "still running" in out.stdout and "**Results**" in out.stdout
+    (entry,) = json.loads(tunesmith("sessions", "--json", home=tmp_path).stdout)
+    assert entry["last_run"]["status"] == "finished"

@@ -1,0 +1,126 @@
+import knowledge
+from tuning_core.hardware import GpuInfo, Resources, probe_resources
+from tuning_core.plan import EMBEDDED_MODEL_ID
+from tuning_core.profile import DataProfile, profile_rows
+from tuning_core.recommend import recommend_plan
+
+
+def splits_with_problems():
+    train_texts = [
+        "good day",
+        "good day",
+        "bad day",
+        "bad day",
+        "fine",
+        "",
+        "lovely weather",
+        "same text",
+    ]
+    train_labels = ["pos", "pos", "neg", "pos", "pos", "neg", "pos", "neg"]
+    return {
+        "train": (train_texts, train_labels),
+        "validation": (["lovely weather", "new text"], ["pos", "neg"]),
+        "test": (["other"], ["neg"]),
+    }
+
+
+def test_profile_counts_duplicates_conflicts_empties_and_leakage(tiny_model):
+    profile = profile_rows(splits_with_problems(), str(tiny_model))
+    assert profile.rows == {"train": 8, "validation": 2, "test": 1}
+    assert profile.label_counts == {"neg": 3, "pos": 5}
+    assert profile.imbalance_ratio == round(5 / 3, 2)
+    assert profile.exact_duplicates == 2  # "good day" and "bad day" seen twice
+    assert profile.conflicting_texts == 1  # "bad day" is both neg and pos
+    assert profile.empty_texts == 1
+    assert profile.leaked_texts == {"validation": 1, "test": 0}
+    lengths = profile.token_lengths
+    assert 2 <= lengths["p50"] <= lengths["p90"] <= lengths["p99"] <= lengths["max"]
+    assert DataProfile.from_dict(profile.to_dict()) == profile
+
+
+def test_profile_uses_the_embedded_tokenizer():
+    profile = profile_rows(
+        {"train": (["hello world"] * 3 + ["a much longer text " * 40], ["a", "a", "b", "b"])},
+        EMBEDDED_MODEL_ID,
+    )
+    assert profile.token_lengths["p50"] == 4  # [CLS] hello world [SEP]
+    assert profile.token_lengths["max"] > 160
+    assert profile.truncated_share(128) == 0.25
+
+
+def test_probe_resources_reads_this_machine():
+    res = probe_resources()
+    assert res.cpu_cores >= 1 and res.ram_gb > 0
+    assert Resources.from_dict(res.to_dict()) == res
+    assert "CPU cores" in res.describe()
+
+
+def small_profile(**overrides):
+    base = dict(
+        rows={"train": 3000, "validation": 300, "test": 300},
+        label_counts={"a": 1000, "b": 1000, "c": 1000},
+        imbalance_ratio=1.0,
+        token_lengths={"p50": 30, "p90": 50, "p99": 70, "max": 140},
+        share_longer_than={"72": 0.008, "128": 0.001},
+        exact_duplicates=0,
+        conflicting_texts=0,
+        empty_texts=0,
+        leaked_texts={},
+    )
+    base.update(overrides)
+    return DataProfile(**base)
+
+
+CPU = Resources(cpu_cores=2, ram_gb=24.0)
+
+
+def test_every_choice_has_a_reason_backed_by_a_note():
+    rec = recommend_plan("single_label_classification", small_profile(), CPU)
+    notes = knowledge.load_notes()
+    for field in (
+        "base_model",
+        "max_length",
+        "freezing",
+        "learning_rate",
+        "batch_size",
+        "epochs",
+        "weight_decay",
+        "dropout",
+        "label_smoothing",
+        "early_stopping_patience",
+        "metric",
+        "seed",
+    ):
+        assert field in rec.reasons, field
+        assert rec.reasons[field].note in notes
+        assert rec.reasons[field].text
+    assert rec.plan.base_model == EMBEDDED_MODEL_ID
+    assert rec.plan.max_length == 72  # p99 70 rounded up to a multiple of 8
+    assert "0.8%" in rec.reasons["max_length"].text
+    assert rec.plan.freezing == "none"
+    assert rec.plan.metric == "macro_f1"
+    assert rec.estimate_minutes > 0
+
+
+def test_rules_follow_the_data_and_the_machine():
+    conflicted = recommend_plan(
+        "single_label_classification", small_profile(conflicting_texts=90), CPU
+    )
+    assert conflicted.plan.label_smoothing == 0.1
+    binary = recommend_plan(
+        "single_label_classification",
+        small_profile(label_counts={"a": 1500, "b": 1500}),
+        CPU,
+    )
+    assert binary.plan.metric == "accuracy"
+    tiny_gpu = Resources(cpu_cores=8, ram_gb=64, gpus=(GpuInfo("small", 4.0),))
+    large = recommend_plan(
+        "single_label_classification", small_profile(), tiny_gpu, {"base_model": "roberta-large"}
+    )
+    assert large.plan.freezing == "lora"
+    assert large.plan.extras["lora_targets"]
+    # pure: same inputs, same output
+    assert (
+        recommend_plan("single_label_classification", small_profile(), CPU).to_dict()
+        == recommend_plan("single_label_classification", small_profile(), CPU).to_dict()
+    )

@@ -1,0 +1,157 @@
+"""Training through the worker process: it learns, it repeats itself bit for bit, it survives
+SIGTERM, and its exported script reproduces its metrics."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY_PLAN
+
+from tuning_core import runs
+from tuning_core.data import inspect_data
+from tuning_core.export import export_bundle
+from tuning_core.plan import Plan
+from tuning_core.worker import STEP_DELAY_ENV
+
+
+def tiny_inputs(tiny_model, sentiment_csv):
+    plan = Plan(base_model=str(tiny_model), max_length=32, **TINY_PLAN).validate().to_dict()
+    return plan, inspect_data(sentiment_csv).to_dict()
+
+
+def train_in_worker(run_dir, plan, data, env=None):
+    runs.prepare_run(run_dir, plan, data)
+    runs.start_worker(run_dir, env=env)
+    status = runs.follow_run(run_dir, lambda e: None, poll_s=0.2)
+    assert status["state"] == "finished", (run_dir / "worker.log").read_text()[-3000:]
+    return runs.read_report(run_dir)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_model, sentiment_csv, tmp_path_factory):
+    plan, data = tiny_inputs(tiny_model, sentiment_csv)
+    run_dir = tmp_path_factory.mktemp("runs") / "run-1"
+    return run_dir, train_in_worker(run_dir, plan, data)
+
+
+def comparable(report):
+    return {
+        k: report[k]
+        for k in ("validation", "test", "loss_curve", "global_step", "best_checkpoint")
+        if k != "best_checkpoint"
+    }
+
+
+def test_the_model_learns(finished_run):
+    run_dir, report = finished_run
+    losses = [loss for _, loss in report["loss_curve"]]
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < first - 0.1, (first, last)
+    assert report["test"]["accuracy"] >= 0.7
+    assert set(report["test"]["per_class"]) == {"negative", "neutral", "positive"}
+    assert sum(map(sum, report["test"]["confusion"])) == report["test"]["n"]
+    assert (run_dir / "model" / "model.safetensors").exists()
+    versions = json.loads((run_dir / "versions.json").read_text())
+    assert versions["torch"].startswith("2.") and report["seed"] == 42
+    events, _ = runs.read_events(run_dir)
+    kinds = {e["type"] for e in events}
+    assert {"start", "log", "eval", "checkpoint", "finished"} <= kinds
+    log = next(e for e in events if e["type"] == "log")
+    assert {"loss", "learning_rate", "grad_norm", "samples_per_s", "eta_s", "memory_mb"} <= set(log)
+
+
+def test_two_identical_runs_give_identical_metrics(
+    finished_run, tiny_model, sentiment_csv, tmp_path
+):
+    plan, data = tiny_inputs(tiny_model, sentiment_csv)
+    again = train_in_worker(tmp_path / "run-2", plan, data)
+    assert comparable(again) == comparable(finished_run[1])
+
+
+def test_sigterm_then_restart_finishes_like_an_uninterrupted_run(
+    finished_run, tiny_model, sentiment_csv, tmp_path
+):
+    plan, data = tiny_inputs(tiny_model, sentiment_csv)
+    run_dir = tmp_path / "run-3"
+    runs.prepare_run(run_dir, plan, data)
+    runs.start_worker(run_dir, env={STEP_DELAY_ENV: "0.15"})
+    # wait until it is in the middle of the second epoch (12 steps per epoch), then SIGTERM
+    deadline, step, offset = time.time() + 120, 0, 0
+    while step < 17 and time.time() < deadline:
+        events, offset = runs.read_events(run_dir, offset)
+        step = max([step] + [e.get("step", 0) for e in events if e["type"] == "log"])
+        time.sleep(0.05)
+    assert runs.stop_run(run_dir)
+    status = runs.follow_run(run_dir, lambda e: None, poll_s=0.1)
+    assert status["state"] == "stopped"
+    stopped_at = status["step"]
+    assert stopped_at % 12 != 0, "the stop should land mid-epoch"
+    assert (run_dir / "checkpoints" / f"checkpoint-{stopped_at}").exists()
+    assert runs.read_report(run_dir) is None
+    # started again on the same folder, it resumes and ends exactly where an uninterrupted run does
+    runs.start_worker(run_dir)
+    status = runs.follow_run(run_dir, lambda e: None, poll_s=0.2)
+    assert status["state"] == "finished" and status["resumed"] is True
+    events, _ = runs.read_events(run_dir)
+    assert any(e["type"] == "start" and e["step"] == stopped_at for e in events)
+    assert comparable(runs.read_report(run_dir)) == comparable(finished_run[1])
+
+
+def test_exported_script_reproduces_the_metrics(finished_run, tmp_path):
+    run_dir, report = finished_run
+    bundle = export_bundle(run_dir, tmp_path / "bundle")
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "README.md",
+        "plan.json",
+        "requirements.txt",
+        "train.py",
+    ]
+    script = (bundle / "train.py").read_text()
+    assert "tuning_core" not in script and "import assistant" not in script
+    readme = (bundle / "README.md").read_text()
+    data = json.loads((run_dir / "data.json").read_text())
+    assert data["sha256"]["train"] in readme
+    assert f"{report['test']['macro_f1']:.4f}" in readme
+    requirements = (bundle / "requirements.txt").read_text()
+    assert "transformers==" in requirements and "torch==" in requirements
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "train.py"],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    last = json.loads(out.stdout.strip().splitlines()[-1])
+    assert last == {
+        "test_accuracy": report["test"]["accuracy"],
+        "test_macro_f1": report["test"]["macro_f1"],
+        "validation_macro_f1": report["validation"]["macro_f1"],
+    }
+    assert "match" in out.stdout
+    ruff = Path(sys.executable).parent / "ruff"
+    if ruff.exists():
+        lint = subprocess.run(
+            [str(ruff), "check", "--no-cache", "--isolated", "train.py"],
+            cwd=bundle,
+            capture_output=True,
+            text=True,
+        )
+        assert lint.returncode == 0, lint.stdout
+
+
+def test_export_refuses_a_non_empty_folder(finished_run, tmp_path):
+    from tuning_core.errors import ExportError
+
+    target = tmp_path / "taken"
+    target.mkdir()
+    (target / "mine.txt").write_text("keep me")
+    with pytest.raises(ExportError, match="not empty"):
+        export_bundle(finished_run[0], target)
+    assert (target / "mine.txt").read_text() == "keep me"
