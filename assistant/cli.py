@@ -107,8 +107,9 @@ def run_export(args: argparse.Namespace) -> int:
 def run_app(args: argparse.Namespace) -> int:
     from assistant.app import TunesmithApp
 
-    TunesmithApp(home=_home(args), session_id=args.session).run()
-    return 0
+    app = TunesmithApp(home=_home(args), session_id=args.session)
+    app.run()
+    return app.return_code or 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `tunesmith sessions --json | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ class Conversation:
     def state(self) -> PlannerState:
         return self.planner.state
 
+    def close(self) -> None:
+        with self._lock:
+            self.session.close()
+
     def history(self) -> list[dict[str, Any]]:
         return self.session.turns()
 

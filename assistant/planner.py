@@ -550,8 +550,8 @@ class Planner:
         return [
             Reply(
                 f"Training started (`{run_id}`, ~{self._estimate():g} min). It runs in its own "
-                "process: you can close this window and come back with `tunesmith chat "
-                "--session ID` or the app's session picker."
+                "process: you can close this window and come back with `tunesmith "
+                f"--session {self.runs_dir.parent.name}` or the app's session picker (ctrl+o)."
             )
         ]
 

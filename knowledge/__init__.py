@@ -137,9 +137,7 @@ def _entries(raw: Any, key: str, problems: list[str]) -> list[Any]:
         problems.append(f"top level: expected a table, got {type(raw).__name__}")
         return []
     for extra in sorted(set(raw) - {key}):
-        problems.append(
-            f"top level: unknown key {extra!r} (expected only [[{key}]] tables)"
-        )
+        problems.append(f"top level: unknown key {extra!r} (expected only [[{key}]] tables)")
     entries = raw.get(key)
     if entries is None:
         problems.append(f"top level: no [[{key}]] entries")
@@ -152,18 +150,12 @@ def _entries(raw: Any, key: str, problems: list[str]) -> list[Any]:
 
 def _label(kind: str, index: int, entry: Any) -> str:
     """Name an entry in messages: by its id where it has a usable one, else by position."""
-    if (
-        isinstance(entry, dict)
-        and isinstance(entry.get("id"), str)
-        and entry["id"].strip()
-    ):
+    if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"].strip():
         return f"{kind} {entry['id']!r}"
     return f"{kind} #{index + 1}"
 
 
-def _check_keys(
-    entry: dict, label: str, allowed: tuple[str, ...], problems: list[str]
-) -> None:
+def _check_keys(entry: dict, label: str, allowed: tuple[str, ...], problems: list[str]) -> None:
     for name in allowed:
         if name not in entry:
             problems.append(f"{label}: missing field {name!r}")
@@ -176,9 +168,7 @@ def _check_str(entry: dict, label: str, name: str, problems: list[str]) -> bool:
         return False
     value = entry[name]
     if not isinstance(value, str):
-        problems.append(
-            f"{label}: field {name!r} must be a string, got {type(value).__name__}"
-        )
+        problems.append(f"{label}: field {name!r} must be a string, got {type(value).__name__}")
         return False
     if not value.strip():
         problems.append(f"{label}: field {name!r} must not be empty")
@@ -221,9 +211,7 @@ def validate_catalogue(raw: dict) -> dict[str, ModelCard]:
                     f"{label}: field 'params_m' must be a number, got {type(value).__name__}"
                 )
             elif not value > 0:
-                problems.append(
-                    f"{label}: field 'params_m' must be positive, got {value}"
-                )
+                problems.append(f"{label}: field 'params_m' must be positive, got {value}")
         for name in _INT_FIELDS:
             if name not in entry:
                 continue
@@ -233,9 +221,7 @@ def validate_catalogue(raw: dict) -> dict[str, ModelCard]:
                     f"{label}: field {name!r} must be an integer, got {type(value).__name__}"
                 )
             elif value <= 0:
-                problems.append(
-                    f"{label}: field {name!r} must be positive, got {value}"
-                )
+                problems.append(f"{label}: field {name!r} must be positive, got {value}")
         for name in _STR_TUPLE_FIELDS:
             if name not in entry:
                 continue
@@ -243,9 +229,7 @@ def validate_catalogue(raw: dict) -> dict[str, ModelCard]:
             if not isinstance(value, list) or not all(
                 isinstance(item, str) and item.strip() for item in value
             ):
-                problems.append(
-                    f"{label}: field {name!r} must be a list of non-empty strings"
-                )
+                problems.append(f"{label}: field {name!r} must be a list of non-empty strings")
             elif not value:
                 problems.append(f"{label}: field {name!r} must not be empty")
         if "embedded" in entry and not isinstance(entry["embedded"], bool):
@@ -286,18 +270,14 @@ def validate_catalogue(raw: dict) -> dict[str, ModelCard]:
     ]
     want = repr(EMBEDDED_MODEL_ID)
     if not embedded:
-        problems.append(
-            f"catalogue: no model has embedded = true (expected exactly {want})"
-        )
+        problems.append(f"catalogue: no model has embedded = true (expected exactly {want})")
     elif len(embedded) > 1:
         problems.append(
             f"catalogue: {len(embedded)} models have embedded = true "
             f"({', '.join(embedded)}); only {want} may"
         )
     elif embedded[0] != want:
-        problems.append(
-            f"catalogue: the embedded model must be {want}, got {embedded[0]}"
-        )
+        problems.append(f"catalogue: the embedded model must be {want}, got {embedded[0]}")
     if problems:
         raise KnowledgeError("model catalogue", problems)
     return {card.id: card for card in cards}
@@ -328,9 +308,7 @@ def validate_notes(raw: dict, *, required: tuple[str, ...] = ()) -> dict[str, No
     _check_duplicates(ids, "note", problems)
     for note_id in required:
         if note_id not in ids:
-            problems.append(
-                f"note {note_id!r}: required by the recommender but missing"
-            )
+            problems.append(f"note {note_id!r}: required by the recommender but missing")
     if problems:
         raise KnowledgeError("technique notes", problems)
     return {note.id: note for note in notes}
@@ -344,9 +322,7 @@ def _read_toml(filename: str) -> dict:
     try:
         return tomllib.loads(resource.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise KnowledgeError(
-            str(Path("knowledge") / filename), [f"not valid TOML: {exc}"]
-        ) from exc
+        raise KnowledgeError(str(Path("knowledge") / filename), [f"not valid TOML: {exc}"]) from exc
 
 
 @functools.lru_cache(maxsize=1)

@@ -32,9 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _raw(filename: str) -> dict:
-    return tomllib.loads(
-        resources.files("knowledge").joinpath(filename).read_text("utf-8")
-    )
+    return tomllib.loads(resources.files("knowledge").joinpath(filename).read_text("utf-8"))
 
 
 def _model(model_id: str, **overrides: object) -> dict:
@@ -184,9 +182,7 @@ def test_loaders_are_cached() -> None:
 
 def test_shipped_files_validate_as_raw_toml() -> None:
     assert validate_catalogue(_raw("models.toml")) == load_catalogue()
-    assert (
-        validate_notes(_raw("notes.toml"), required=REQUIRED_NOTE_IDS) == load_notes()
-    )
+    assert validate_notes(_raw("notes.toml"), required=REQUIRED_NOTE_IDS) == load_notes()
 
 
 # ------------------------------------------------------------------------------ lookups
@@ -354,9 +350,7 @@ def test_validate_notes_reports_all_problems_at_once() -> None:
 
 def test_validate_notes_valid() -> None:
     notes = validate_notes({"note": [_note("a"), _note("b")]})
-    assert notes["a"] == Note(
-        id="a", title="T", text="Some text.", source="A paper, 2020"
-    )
+    assert notes["a"] == Note(id="a", title="T", text="Some text.", source="A paper, 2020")
 
 
 def test_validate_notes_unknown_field() -> None:

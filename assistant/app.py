@@ -1,0 +1,280 @@
+"""The Textual app: a thin shell over `assistant.conversation.Conversation`.
+
+It owns the screen and nothing else. Every conversation call (`opening`, `say`, `finish_run`)
+runs in a thread worker, one at a time in the order asked, and comes back as a `RepliesReady`
+message; a 0.5 s timer follows the run folder of a training run (`tuning_core.runs`) and
+feeds the run panel. What the replies say is the planner's business; how things look is
+`assistant.widgets` and `app.tcss`. Importing this module loads no torch/transformers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
+from textual.worker import Worker, WorkerState
+
+from assistant.conversation import Conversation
+from assistant.planner import Reply
+from assistant.store import SessionStore
+from assistant.widgets import (
+    NEW_SESSION,
+    ChatMessage,
+    PlanPanel,
+    QuitScreen,
+    RunPanel,
+    SessionPicker,
+)
+from tuning_core import runs
+from tuning_core.errors import TuningError
+
+PLACEHOLDER = "Type a message (Enter alone takes the default, /help lists commands)"
+WORKING = {"say": "working…", "opening": "opening the session…", "finish": "reading the results…"}
+
+
+@dataclass
+class RepliesReady(Message):
+    """A conversation call finished in its worker thread."""
+
+    conversation: Conversation
+    job: str
+    replies: list[Reply]
+
+
+class TunesmithApp(App):
+    """Chat on the left, the plan on the right, the run under the chat, the prompt below."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tunesmith"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+o", "sessions", "Sessions", priority=True),
+        Binding("ctrl+n", "new_session", "New session", priority=True),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, home: Path | str, session_id: str | None = None) -> None:
+        super().__init__()
+        self.store = SessionStore(Path(home))
+        self.initial_session_id = session_id
+        self.conversation: Conversation | None = None
+        self._jobs: deque[tuple[str, Any]] = deque()
+        self._worker: Worker | None = None  # the conversation call in flight, if any
+        self._turn_text: dict[Worker, str] = {}  # what the person typed, given back on failure
+        self._offsets: dict[str, int] = {}  # events.jsonl offset per run folder
+        self._followed: str | None = None  # the run folder the run panel shows
+        self._finishing: str | None = None  # the run folder whose results were asked for
+
+    @property
+    def busy(self) -> bool:
+        """True while a conversation call is in flight or queued."""
+        return self._worker is not None or bool(self._jobs)
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield VerticalScroll(id="chat")
+                yield RunPanel(id="run-panel")
+                yield Static("", id="working")
+            yield PlanPanel(id="side")
+        yield Input(placeholder=PLACEHOLDER, id="prompt")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one(RunPanel).display = False
+        self.query_one("#working").display = False
+        self.query_one("#prompt", Input).focus()
+        self.set_interval(0.5, self._follow_run)
+        problem = await self._open(self.initial_session_id)
+        if problem:  # e.g. `--session` names no session: say so on the terminal and stop
+            self.exit(return_code=1, message=f"tunesmith: {problem}")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Sessions", "Open a saved session (ctrl+o)", self.action_sessions)
+        yield SystemCommand(
+            "New session", "Start a new conversation (ctrl+n)", self.action_new_session
+        )
+
+    # ------------------------------------------------------------ sessions
+
+    async def _open(self, session_id: str | None) -> str | None:
+        """Make `session_id` (or a new session) the open conversation; what went wrong, if so."""
+        try:
+            conversation = Conversation.start(self.store, session_id)
+        except TuningError as exc:
+            self.notify(exc.message, title=exc.title, severity="error", timeout=8)
+            return exc.message
+        self.conversation = conversation
+        self._jobs.clear()
+        self._worker = None  # a call still running for the old session is ignored when done
+        self._followed = self._finishing = None
+        self.query_one(RunPanel).display = False
+        self._set_working(None)
+        self.sub_title = f"session {conversation.session_id}"
+        chat = self.query_one("#chat", VerticalScroll)
+        await chat.remove_children()
+        saved = [
+            ChatMessage(t["role"], t["text"] or "", t.get("kind") or "text")
+            for t in conversation.history()
+        ]
+        await self._show(saved)
+        self._refresh_side()
+        self._submit("opening")
+        return None
+
+    def action_sessions(self) -> None:
+        if isinstance(self.screen, SessionPicker):
+            return
+        current = self.conversation.session_id if self.conversation else None
+        self.push_screen(SessionPicker(self.store.list(), current), self._picked)
+
+    async def _picked(self, choice: str | None) -> None:
+        if choice == NEW_SESSION:
+            await self._open(None)
+        elif choice and (self.conversation is None or choice != self.conversation.session_id):
+            await self._open(choice)
+
+    async def action_new_session(self) -> None:
+        await self._open(None)
+
+    def action_quit(self) -> None:
+        conversation = self.conversation
+        if isinstance(self.screen, QuitScreen) or conversation is None or not conversation.running:
+            self.exit()
+            return
+
+        def answered(really: bool | None) -> None:
+            if really:
+                self.exit()
+
+        self.push_screen(
+            QuitScreen(conversation.state.run_id or "", conversation.session_id), answered
+        )
+
+    # ------------------------------------------------------------ conversation calls
+
+    @on(Input.Submitted, "#prompt")
+    async def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value
+        event.input.clear()
+        await self._show([ChatMessage("user", text)])
+        self._submit("say", text)
+
+    def _submit(self, job: str, arg: Any = None) -> None:
+        """Queue a conversation call; calls run one at a time, in order."""
+        self._jobs.append((job, arg))
+        self._next_job()
+
+    def _next_job(self) -> None:
+        if self._worker is not None or not self._jobs or self.conversation is None:
+            return
+        job, arg = self._jobs.popleft()
+        self._set_working(WORKING[job])
+        self._worker = self._converse(self.conversation, job, arg)
+        if job == "say":
+            self._turn_text[self._worker] = arg
+
+    # not exclusive: `_next_job` already runs one call at a time, and a call cannot be cancelled
+    # half-way (a turn is saved as it goes); failures land in on_worker_state_changed
+    @work(thread=True, exclusive=False, group="conversation", exit_on_error=False)
+    def _converse(self, conversation: Conversation, job: str, arg: Any) -> None:
+        if job == "say":
+            replies = conversation.say(arg)
+        elif job == "opening":
+            replies = conversation.opening()
+        else:
+            replies = conversation.finish_run(arg)
+        self.post_message(RepliesReady(conversation, job, replies))
+
+    async def on_replies_ready(self, message: RepliesReady) -> None:
+        if message.conversation is not self.conversation:
+            return  # from a session that is no longer open
+        await self._show([ChatMessage("assistant", r.text, r.kind) for r in message.replies])
+        if message.job == "finish":
+            self.query_one(RunPanel).display = False
+            self._followed = self._finishing = None
+        self._refresh_side()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != "conversation" or event.state not in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
+            return
+        text = self._turn_text.pop(worker, None)
+        if event.state == WorkerState.ERROR:
+            error = worker.error
+            title = getattr(error, "title", None) or type(error).__name__
+            self.notify(str(error), title=title, severity="error", timeout=10)
+            prompt = self.query_one("#prompt", Input)
+            if text and not prompt.value:
+                prompt.value = text
+                prompt.cursor_position = len(text)
+        if worker is self._worker:
+            self._worker = None
+            self._set_working(None)
+            self._next_job()
+
+    # ------------------------------------------------------------ following a run
+
+    def _follow_run(self) -> None:
+        """Timer: read the followed run's new events; ask for its results once it ends."""
+        conversation = self.conversation
+        panel = self.query_one(RunPanel)
+        if conversation is None or not conversation.running or conversation.run_dir is None:
+            if panel.display and self._finishing is None:
+                panel.display = False
+            return
+        run_dir = conversation.run_dir
+        key = str(run_dir)
+        if self._followed != key:
+            self._followed = key
+            panel.reset(conversation.state.run_id)
+            panel.display = True
+        self._read_events(panel, run_dir)
+        if self._finishing == key:
+            return
+        status = runs.read_status(run_dir)
+        if status.get("state") in runs.TERMINAL_STATES:
+            self._read_events(panel, run_dir)  # the last lines written before it ended
+            self._finishing = key
+            self._submit("finish", status)
+
+    def _read_events(self, panel: RunPanel, run_dir: Path) -> None:
+        key = str(run_dir)
+        events, self._offsets[key] = runs.read_events(run_dir, self._offsets.get(key, 0))
+        panel.add_events(events)
+
+    # ------------------------------------------------------------ display
+
+    async def _show(self, messages: list[ChatMessage]) -> None:
+        if not messages:
+            return
+        chat = self.query_one("#chat", VerticalScroll)
+        await chat.mount_all(messages)
+        chat.scroll_end(animate=False, immediate=False)
+
+    def _refresh_side(self) -> None:
+        if self.conversation is not None:
+            self.query_one(PlanPanel).show(self.conversation.state, self.conversation.session_id)
+
+    def _set_working(self, text: str | None) -> None:
+        working = self.query_one("#working", Static)
+        working.update(text or "")
+        working.display = bool(text)

@@ -1,0 +1,228 @@
+"""The app's widgets and modal screens: chat messages, the plan panel, the run panel, the
+session picker and the quit confirmation.
+
+They only display what they are given (plan dicts, run events, session summaries). None of
+them calls the conversation, the store or the training core: the app (`assistant.app`) does
+that in worker threads and hands the results here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Markdown, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+
+from assistant.planner import STAGES, plan_rows
+
+NEW_SESSION = "__new__"
+# shorter labels where the planner's own would squeeze the values in a 30-column panel
+SHORT_LABELS = {"label_smoothing": "Smoothing", "early_stopping_patience": "Early stop"}
+
+
+class ChatMessage(Markdown):
+    """One turn of the conversation; `role` is user or assistant, `kind` the reply kind."""
+
+    def __init__(self, role: str, text: str, kind: str = "text") -> None:
+        if role == "user" and not text.strip():
+            text = "*↵ (Enter: take the default)*"
+        super().__init__(text, classes=f"message {role} {kind}")
+        self.role = role
+        self.kind = kind
+
+
+class PlanPanel(Vertical):
+    """The side panel: the current plan as label/value rows, the stage and the session id."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="stage")
+        yield Static("", id="plan-table")
+        yield Static("", id="session-line")
+
+    def show(self, state: Any, session_id: str) -> None:
+        stages = Text()
+        for i, name in enumerate(STAGES):
+            if i:
+                stages.append(" → ", style="dim")
+            if name == state.stage:
+                stages.append(name, style="bold reverse")
+            elif STAGES.index(name) < STAGES.index(state.stage):
+                stages.append(name, style="green")
+            else:
+                stages.append(name, style="dim")
+        self.query_one("#stage", Static).update(stages)
+        self.query_one("#plan-table", Static).update(self._plan_table(state))
+        self.query_one("#session-line", Static).update(Text(f"session {session_id}", style="dim"))
+
+    @staticmethod
+    def _plan_table(state: Any) -> Table | Text:
+        if not state.plan:
+            return Text("No plan yet: tell me the task and the data file.", style="dim italic")
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.add_column(style="dim", no_wrap=True)
+        table.add_column(overflow="fold")
+        spec = state.spec or {}
+        data = spec.get("files", {}).get("train")
+        if data:
+            table.add_row("Data", Path(data).name)
+        for name, label, value in plan_rows(state.plan):
+            label = SHORT_LABELS.get(name, label)
+            if name == "base_model" and "/" in value and Path(value).is_absolute():
+                value = Path(value).name  # a local folder: its name is what tells them apart
+            if name in state.changed:
+                table.add_row(
+                    Text(label, style="bold yellow"), Text(f"{value} ●", style="bold yellow")
+                )
+            else:
+                table.add_row(label, value)
+        if state.changed:
+            table.add_row("", Text("● you changed it", style="yellow"))
+        return table
+
+
+def _metric_text(metrics: dict[str, float]) -> str:
+    parts = []
+    if "eval_macro_f1" in metrics:
+        parts.append(f"macro-F1 {metrics['eval_macro_f1']:.3f}")
+    if "eval_accuracy" in metrics:
+        parts.append(f"acc {metrics['eval_accuracy']:.3f}")
+    return " / ".join(parts)
+
+
+class RunPanel(Vertical):
+    """Progress of the followed run: a bar (step of max_steps) and one line of numbers."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="run-title")
+        yield ProgressBar(show_eta=False, id="run-bar")
+        yield Static("waiting for the worker to start…", id="run-line")
+
+    def reset(self, run_id: str | None) -> None:
+        self.latest: dict[str, Any] = {}
+        self.eval_text = ""
+        self.query_one("#run-title", Label).update(f"Training {run_id or ''}".strip())
+        self.query_one("#run-bar", ProgressBar).update(total=None, progress=0)
+        self.query_one("#run-line", Static).update("waiting for the worker to start…")
+
+    def add_events(self, events: list[dict[str, Any]]) -> None:
+        bar = self.query_one("#run-bar", ProgressBar)
+        for event in events:
+            kind = event.get("type")
+            if kind in ("start", "log") and event.get("max_steps"):
+                bar.update(total=event["max_steps"], progress=event.get("step", 0))
+            if kind == "log":
+                self.latest = event
+            elif kind == "eval":
+                self.eval_text = _metric_text(event.get("metrics", {}))
+            elif kind == "stopped":
+                self.eval_text = f"stopped at step {event.get('step')}"
+            elif kind == "error":
+                self.eval_text = f"error: {event.get('message')}"
+        if events:
+            self.query_one("#run-line", Static).update(self.line())
+
+    def line(self) -> str:
+        e = self.latest
+        parts = []
+        if e:
+            parts += [
+                f"step {e['step']}/{e['max_steps']}",
+                f"epoch {e['epoch']:.2f}",
+                f"ETA {e['eta_s']:.0f} s",
+                f"loss {e['loss']:.4f}",
+            ]
+        if self.eval_text:
+            parts.append(f"eval {self.eval_text}")
+        if e:
+            parts += [f"{e['samples_per_s']:.1f} samples/s", f"mem {e['memory_mb']:.0f} MB"]
+        return " · ".join(parts) or "starting…"
+
+
+def session_prompt(summary: dict[str, Any], current: str | None) -> Text:
+    """One line of the session picker."""
+    if "error" in summary:
+        return Text(f"{summary['id']}  cannot be read: {summary['error']}", style="red")
+    data = Path(summary["data_file"]).name if summary.get("data_file") else "no data yet"
+    if len(data) > 20:
+        data = data[:19] + "…"
+    run = summary.get("last_run") or {}
+    text = Text()
+    text.append(summary["id"], style="bold" if summary["id"] == current else "")
+    text.append(f"  {summary.get('stage') or 'task':<7}  ", style="cyan")
+    text.append(f"{data:<20}")
+    text.append(f"  {('run ' + str(run['status'])) if run else 'no run'}", style="dim")
+    if summary["id"] == current:
+        text.append("  (open)", style="green")
+    return text
+
+
+class SessionPicker(ModalScreen[str | None]):
+    """Pick a saved session (its id), or NEW_SESSION; None when dismissed."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_picker", "Close")]
+
+    def __init__(self, sessions: list[dict[str, Any]], current: str | None) -> None:
+        super().__init__()
+        self.sessions = sessions
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        options = [Option(Text("+ New session", style="bold green"), id=NEW_SESSION)]
+        for summary in reversed(self.sessions):  # newest first
+            options.append(
+                Option(
+                    session_prompt(summary, self.current),
+                    id=summary["id"],
+                    disabled="error" in summary,
+                )
+            )
+        with Vertical(id="picker"):
+            yield Label("Sessions — Enter opens, Escape closes", id="picker-title")
+            yield OptionList(*options, id="picker-list")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_dismiss_picker(self) -> None:
+        self.dismiss(None)
+
+
+class QuitScreen(ModalScreen[bool]):
+    """Asked when quitting while a run is going: the run carries on without the app."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "stay", "Stay")]
+
+    def __init__(self, run_id: str, session_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.session_id = session_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="quit-dialog"):
+            yield Static(
+                f"Training [b]{self.run_id}[/b] keeps running in its own process after you quit.\n\n"
+                f"Reopen it later with:\n  [b]tunesmith --session {self.session_id}[/b]",
+                id="quit-text",
+            )
+            with Horizontal(id="quit-buttons"):
+                yield Button("Quit", variant="error", id="quit-yes")
+                yield Button("Stay", variant="primary", id="quit-no")
+
+    def on_mount(self) -> None:
+        self.query_one("#quit-no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "quit-yes")
+
+    def action_stay(self) -> None:
+        self.dismiss(False)

@@ -1,0 +1,249 @@
+"""The Textual app driven through Pilot: a whole run with the tiny model, reopening a session,
+bad input, and the session picker."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+
+from conftest import TINY_PLAN
+from rich.console import Console
+from textual.widgets import Input, OptionList, ProgressBar, Static
+
+from assistant.app import RepliesReady, TunesmithApp
+from assistant.conversation import Conversation
+from assistant.store import SessionStore
+from assistant.widgets import ChatMessage, PlanPanel, QuitScreen, RunPanel, SessionPicker
+from tuning_core.runs import write_json_atomic
+
+SIZE = (120, 40)
+
+
+def messages(app: TunesmithApp) -> list[ChatMessage]:
+    return list(app.query(ChatMessage))
+
+
+def chat_text(app: TunesmithApp) -> str:
+    return "\n\n".join(m.source for m in messages(app))
+
+
+async def settle(app: TunesmithApp, pilot) -> None:
+    """Wait until no conversation call is in flight or queued and its replies are shown."""
+    for _ in range(200):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if not app.busy:
+            return
+    raise AssertionError("the conversation never settled")
+
+
+async def say(app: TunesmithApp, pilot, text: str) -> list[ChatMessage]:
+    """Type `text` and Enter; the messages that came back."""
+    before = len(messages(app))
+    prompt = app.query_one("#prompt", Input)
+    prompt.value = text
+    await pilot.press("enter")
+    await settle(app, pilot)
+    return messages(app)[before + 1 :]
+
+
+def side_text(app: TunesmithApp) -> str:
+    """The side panel as plain text, rendered 34 columns wide."""
+    console = Console(width=34, record=True, file=io.StringIO())
+    for static in app.query_one(PlanPanel).query(Static):
+        console.print(static.content)
+    return console.export_text()
+
+
+async def test_whole_run_with_tiny_model(home, tiny_model, sentiment_csv, tmp_path):
+    app = TunesmithApp(home=home)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert "tunesmith" in chat_text(app)
+        replies = await say(app, pilot, f"classify these posts by sentiment: {sentiment_csv}")
+        assert any("How I read" in m.source for m in replies)
+        assert any(m.kind == "plan" for m in replies)
+        await say(app, pilot, f"use model {tiny_model}")
+        replies = await say(
+            app,
+            pilot,
+            f"learning rate {TINY_PLAN['learning_rate']}, {TINY_PLAN['epochs']:g} epochs",
+        )
+        assert "learning_rate" in app.conversation.state.changed
+        side = side_text(app)
+        assert "Learning rate" in side and "0.003 ●" in side, side
+
+        await say(app, pilot, "")  # Enter: take the default, i.e. train
+        assert app.conversation.running
+        bar = app.query_one("#run-bar", ProgressBar)
+        panel = app.query_one(RunPanel)
+        saw_panel = saw_total = False
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            await pilot.pause(0.5)
+            saw_panel = saw_panel or panel.display
+            saw_total = saw_total or bool(bar.total)
+            if any("**Results**" in m.source for m in messages(app)):
+                break
+        else:
+            raise AssertionError("no results after 120 s:\n" + chat_text(app)[-2000:])
+        await settle(app, pilot)
+        assert saw_panel and saw_total
+        assert bar.progress == bar.total
+        assert not panel.display
+        results = [m for m in messages(app) if "**Results**" in m.source][-1]
+        assert results.kind == "results"
+        assert "- Test (" in results.source
+        assert app.conversation.state.stage == "results"
+
+        bundle = tmp_path / "bundle"
+        await say(app, pilot, f"/export {bundle}")
+        assert (bundle / "train.py").exists()
+        assert (bundle / "README.md").exists()
+
+
+async def test_reopened_session_shows_its_conversation(home, sentiment_csv):
+    first = TunesmithApp(home=home)
+    async with first.run_test(size=SIZE) as pilot:
+        await settle(first, pilot)
+        await say(first, pilot, f"classify these posts: {sentiment_csv}")
+        session_id = first.conversation.session_id
+        await pilot.press("ctrl+q")  # idle: quits at once
+    assert first.return_code == 0
+
+    second = TunesmithApp(home=home, session_id=session_id)
+    async with second.run_test(size=SIZE) as pilot:
+        await settle(second, pilot)
+        user = [m for m in messages(second) if m.role == "user"]
+        assert any(f"classify these posts: {sentiment_csv}" in m.source for m in user)
+        assert "Welcome back" in messages(second)[-1].source
+        assert second.conversation.state.plan is not None
+        assert "posts.csv" in side_text(second)
+
+
+async def test_bad_input_shows_errors_and_keeps_going(home):
+    app = TunesmithApp(home=home)
+    flowed = []
+    async with app.run_test(size=SIZE, message_hook=flowed.append) as pilot:
+        await settle(app, pilot)
+        replies = await say(app, pilot, "/nonsense")
+        assert [m.kind for m in replies] == ["error"]
+        assert replies[0].has_class("error")
+        replies = await say(app, pilot, "/no/such/file.csv")
+        assert replies and replies[-1].has_class("error")
+        assert "file.csv" in replies[-1].source
+        replies = await say(app, pilot, "/help")
+        assert "What I can do" in replies[-1].source
+        assert app.query_one("#prompt", Input).has_focus
+    kinds = [[r.kind for r in m.replies] for m in flowed if isinstance(m, RepliesReady)]
+    assert kinds[:3] == [["text"], ["error"], ["error"]]
+
+
+async def test_failed_turn_gives_the_text_back(home, monkeypatch):
+    app = TunesmithApp(home=home)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+
+        def broken(text):
+            raise RuntimeError("planner exploded")
+
+        notes = []
+        monkeypatch.setattr(app.conversation, "say", broken)
+        monkeypatch.setattr(app, "notify", lambda message, **kw: notes.append((message, kw)))
+        await say(app, pilot, "3 epochs")
+        assert app.query_one("#prompt", Input).value == "3 epochs"
+        assert notes and "planner exploded" in notes[0][0]
+        assert notes[0][1]["severity"] == "error"
+        assert not app.busy  # the next turn can go
+
+
+async def test_session_picker(home):
+    app = TunesmithApp(home=home)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        first_id = app.conversation.session_id
+        await pilot.press("ctrl+n")
+        await settle(app, pilot)
+        assert app.conversation.session_id != first_id
+
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert isinstance(app.screen, SessionPicker)
+        option_list = app.screen.query_one(OptionList)
+        ids = [option_list.get_option_at_index(i).id for i in range(option_list.option_count)]
+        assert first_id in ids and app.conversation.session_id in ids
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, SessionPicker)
+
+        # choosing a session switches to it and shows its conversation again
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        option_list = app.screen.query_one(OptionList)
+        option_list.highlighted = ids.index(first_id)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.conversation.session_id == first_id
+        assert "Welcome back" in messages(app)[-1].source
+
+
+async def test_reopening_a_running_session_follows_its_run(home):
+    """A run still going when the session is reopened is followed; its end is reported."""
+    conversation = Conversation.start(SessionStore(home))
+    run_dir = conversation.session.runs_dir / "run-1"
+    run_dir.mkdir(parents=True)
+    write_json_atomic(run_dir / "status.json", {"state": "running", "pid": os.getpid()})
+    log = {"type": "log", "step": 6, "max_steps": 20, "epoch": 0.3, "loss": 0.9876}
+    log |= {"learning_rate": 1e-4, "samples_per_s": 12.5, "eta_s": 42, "memory_mb": 321}
+    evaluation = {
+        "type": "eval",
+        "epoch": 1,
+        "metrics": {"eval_macro_f1": 0.5, "eval_accuracy": 0.625},
+    }
+    (run_dir / "events.jsonl").write_text(json.dumps(log) + "\n" + json.dumps(evaluation) + "\n")
+    state = conversation.state
+    state.stage, state.run_id, state.run_dir = "run", "run-1", str(run_dir)
+    conversation.session.add_turn("user", "")
+    conversation.session.save_state(state.to_dict(), conversation.planner.summary())
+    conversation.session.close()
+
+    app = TunesmithApp(home=home, session_id=conversation.session_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert "still running" in messages(app)[-1].source
+        await pilot.pause(0.6)  # one tick of the follow timer
+        panel = app.query_one(RunPanel)
+        bar = app.query_one("#run-bar", ProgressBar)
+        assert panel.display and (bar.total, bar.progress) == (20, 6)
+        line = str(app.query_one("#run-line", Static).content)
+        for part in (
+            "ETA 42 s",
+            "loss 0.9876",
+            "macro-F1 0.500",
+            "acc 0.625",
+            "12.5 samples/s",
+            "321 MB",
+        ):
+            assert part in line, line
+
+        # quitting while it runs asks first and says how to come back
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, QuitScreen)
+        assert f"tunesmith --session {conversation.session_id}" in str(
+            app.screen.query_one("#quit-text", Static).content
+        )
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, QuitScreen) and app.is_running
+
+        write_json_atomic(run_dir / "status.json", {"state": "failed", "error": "out of memory"})
+        for _ in range(20):
+            await pilot.pause(0.25)
+            if not app.conversation.running and not app.busy:
+                break
+        await settle(app, pilot)
+        assert not panel.display
+        assert messages(app)[-1].kind == "error" and "out of memory" in messages(app)[-1].source
