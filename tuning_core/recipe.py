@@ -45,7 +45,6 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def read_table(path: str | os.PathLike):
     """Read a CSV/TSV/JSONL/JSON/Parquet file through `datasets`; returns a `Dataset`."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import datasets
 
     datasets.disable_progress_bars()
@@ -342,7 +341,6 @@ def stop_callback(requested):
 
 def quiet_libraries() -> None:
     """Silence progress bars and load reports so that stdout stays ours."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import datasets
     import transformers
