@@ -393,14 +393,12 @@ class Planner:
     def _plan_reply(self, intro: str = "**The plan now:**") -> Reply:
         plan = self.state.plan or {}
         reasons = (self.state.recommendation or {}).get("reasons", {})
-        lines = [intro, "", "| | choice | why |", "| --- | --- | --- |"]
+        lines = [intro, ""]
         for name, label, value in plan_rows(plan):
             if name in self.state.changed:
-                why = "you asked for it"
-                value = f"**{value}**"
+                lines.append(f"- **{label}: {value}** (you asked for it)")
             else:
-                why = reasons.get(name, {}).get("text", "")
-            lines.append(f"| {label} | {value} | {why} |")
+                lines.append(f"- **{label}:** {value} — {reasons.get(name, {}).get('text', '')}")
         estimate = self._estimate()
         lines += [
             "",

@@ -21,7 +21,7 @@ def test_first_message_with_task_and_file_skips_to_the_plan(planner, sentiment_c
     text, replies = say(planner, f"classify these tweets by emotion: {sentiment_csv}")
     assert planner.state.stage == "plan"
     assert "Text column: `text`" in text and "Label column: `label`" in text
-    assert "| Learning rate | 5e-05 |" in text
+    assert "- **Learning rate:** 5e-05 — " in text
     assert replies[-1].kind == "plan"
     assert planner.state.history == ["task", "data"]
 
