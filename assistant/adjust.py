@@ -184,3 +184,34 @@ def question_topic(text: str) -> str | None:
 def is_question(text: str) -> bool:
     t = text.strip().lower()
     return t.endswith("?") or bool(re.match(r"(why|what|how|explain|which|should)\b", t))
+
+
+# The data fixes, by the words that ask for them (first match wins), and the phrase shown.
+FIX_PATTERNS = (
+    (
+        r"\b(?:resolve|fix|relabel)\b.*\bconflict\w*.*\bmajority\b|\bmajority (?:vote|label)",
+        "resolve_conflicts_majority",
+    ),
+    (r"\b(?:drop|remove|delete)\b.*\bconflict", "drop_conflicts"),
+    (r"\b(?:drop|remove|delete|dedup\w*)\b.*\bdup|\bdedup", "drop_exact_duplicates"),
+    (r"\b(?:drop|remove|delete)\b.*\b(?:empty|blank)", "drop_empty"),
+    (r"\b(?:drop|remove|delete|fix)\b.*\bleak", "drop_leaked"),
+    (r"\bmerge\b.*\brare\b", "merge_rare_labels"),
+)
+FIX_PHRASES = {
+    "drop_exact_duplicates": "drop duplicates",
+    "resolve_conflicts_majority": "resolve conflicts by majority",
+    "drop_conflicts": "drop conflicts",
+    "drop_empty": "drop empty rows",
+    "drop_leaked": "remove leaked rows",
+    "merge_rare_labels": "merge rare labels",
+}
+
+
+def parse_fix(text: str) -> str | None:
+    """The data fix `text` asks for ("drop duplicates" -> "drop_exact_duplicates"), if any."""
+    t = text.lower()
+    for pattern, fix in FIX_PATTERNS:
+        if re.search(pattern, t):
+            return fix
+    return None

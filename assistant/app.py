@@ -25,6 +25,7 @@ from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState
 
 from assistant.conversation import Conversation
+from assistant.dataview import DataScreen
 from assistant.planner import Reply
 from assistant.store import SessionStore
 from assistant.widgets import (
@@ -58,6 +59,7 @@ class TunesmithApp(App):
     TITLE = "tunesmith"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+d", "data_view", "Data", priority=True),
         Binding("ctrl+o", "sessions", "Sessions", priority=True),
         Binding("ctrl+n", "new_session", "New session", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -106,6 +108,9 @@ class TunesmithApp(App):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Sessions", "Open a saved session (ctrl+o)", self.action_sessions)
         yield SystemCommand(
+            "Data view", "Labels, lengths, findings and sample rows (ctrl+d)", self.action_data_view
+        )
+        yield SystemCommand(
             "New session", "Start a new conversation (ctrl+n)", self.action_new_session
         )
 
@@ -147,6 +152,15 @@ class TunesmithApp(App):
             await self._open(None)
         elif choice and (self.conversation is None or choice != self.conversation.session_id):
             await self._open(choice)
+
+    def action_data_view(self) -> None:
+        if isinstance(self.screen, DataScreen):
+            self.pop_screen()
+            return
+        if self.conversation is None or not self.conversation.state.profile:
+            self.notify("Load a data file first: the data view shows its profile.", timeout=5)
+            return
+        self.push_screen(DataScreen(self.conversation.state))
 
     async def action_new_session(self) -> None:
         await self._open(None)

@@ -2,6 +2,7 @@
 
     tunesmith [--home DIR] [--session ID]          open the app
     tunesmith chat --headless [--session ID]       the same conversation over stdin/stdout
+    tunesmith profile FILE [--json]                how tunesmith reads a file, its findings, a baseline
     tunesmith sessions [--json]                    list saved sessions
     tunesmith export SESSION --out DIR             write a session's reproducible bundle
 
@@ -89,6 +90,31 @@ def run_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_profile(args: argparse.Namespace) -> int:
+    """The data stage without the conversation: reading, profile, findings, baseline."""
+    from assistant.planner import Planner
+
+    planner = Planner(Path(os.devnull) / "runs")  # profiling writes nothing
+    columns = {"text": args.text_column, "label": args.label_column}
+    if not args.json:
+        print(f"Reading {args.file} …", file=sys.stderr, flush=True)
+    planner.load(args.file, {k: v for k, v in columns.items() if v})
+    state = planner.state
+    if args.json:
+        out = {
+            "data": state.spec,
+            "profile": state.profile,
+            "baseline": state.baseline,
+            "plan": state.plan,
+        }
+        print(json.dumps(out, indent=2, sort_keys=True, default=str))
+        return 0
+    print(planner.reading_text())
+    print()
+    print(planner.findings_text())
+    return 0
+
+
 def run_export(args: argparse.Namespace) -> int:
     from tuning_core.export import export_bundle
     from tuning_core.runs import read_report
@@ -124,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--headless", action="store_true", help="one user turn per stdin line")
     chat.add_argument("--session", dest="chat_session", help="reopen this session")
     chat.add_argument("--home", dest="chat_home", help="sessions folder")
+    profile = sub.add_parser("profile", help="read and profile a data file, with a baseline")
+    profile.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet (or .gz), or a folder")
+    profile.add_argument("--json", action="store_true", help="machine-readable output")
+    profile.add_argument("--text-column", help="the column holding the text")
+    profile.add_argument("--label-column", help="the column holding the label")
     sessions = sub.add_parser("sessions", help="list saved sessions")
     sessions.add_argument("--json", action="store_true", help="machine-readable output")
     sessions.add_argument("--home", dest="sub_home", help="sessions folder")
@@ -144,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_headless(args)
         if args.command == "sessions":
             return run_sessions(args)
+        if args.command == "profile":
+            return run_profile(args)
         if args.command == "export":
             return run_export(args)
         return run_app(args)

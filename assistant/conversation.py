@@ -82,6 +82,10 @@ class Conversation:
             source = "person" if self.state.changed else "recommend"
             self.session.save_plan(self.state.plan, reasons, source)
             self._plan_saved = self.state.plan
+        saved_versions = {row["version"] for row in self.session.data_versions()}
+        for version in self.state.data_versions:
+            if version["version"] not in saved_versions:
+                self.session.save_data_version(version)
         self.session.save_state(self.state.to_dict(), self.planner.summary())
         for reply in replies:
             self.session.add_turn("assistant", reply.text, reply.kind)

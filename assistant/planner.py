@@ -10,6 +10,7 @@ it is the front end's job, which calls `run_finished` when the worker is done.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import knowledge
-from assistant.adjust import is_question, parse_adjustment, question_topic
+from assistant.adjust import FIX_PHRASES, is_question, parse_adjustment, parse_fix, question_topic
 from tuning_core import runs
 from tuning_core.errors import TuningError
 from tuning_core.plan import EMBEDDED_MODEL_ID, FREEZING_LABELS, Plan
 
-STAGES = ("task", "data", "plan", "run", "results", "export")
+STAGES = ("task", "data", "review", "plan", "run", "results", "export")
 TASK = "single_label_classification"
 
 HELP = """**What I can do:** fine-tune a text classifier on your labelled file, step by step.
@@ -34,11 +35,14 @@ HELP = """**What I can do:** fine-tune a text classifier on your labelled file, 
   `freeze all but the last two layers`, `use LoRA rank 8`, `head only`, `dropout 0.2`,
   `label smoothing 0.1`, `no early stopping`, `max length 64`, `seed 7`.
 - Fix how I read your file: `the label is in column 'category'`, `text column is review`.
+- Fix the data (a new version is kept in the session; your file is never changed):
+  `drop duplicates`, `resolve conflicts by majority`, `drop conflicts`, `drop empty rows`,
+  `remove leaked rows`, `merge rare labels`.
 - Ask: `why LoRA?`, `why this learning rate?`, `what is macro-F1?`
 
 **Commands:** `/help` this text · `/status` where we are · `/back` one step back ·
-`/run` start training · `/stop` stop training (it can resume) · `/export DIR` write the
-reproducible bundle."""
+`/data` how I read the data · `/findings` every data finding with sample rows · `/run` start
+training · `/stop` stop training (it can resume) · `/export DIR` write the reproducible bundle."""
 
 GREETING = """Hi! I'm **tunesmith**. I help you fine-tune a pretrained model on your labelled text
 and leave you a script that reproduces it.
@@ -59,6 +63,43 @@ PATH_RE = re.compile(
     r"(?:^|[\s:'\"])((?:~|\.{1,2})?/?[\w.\-/~]+\.(?:csv|tsv|tab|jsonl|json|ndjson|parquet)(?:\.gz)?)\b",
     re.I,
 )
+
+
+YES = re.compile(r"(yes|y|ok|okay|go|run|start|train|sure|right|correct|looks good|yep|yeah)[.!]*")
+SEVERITY_MARK = {"high": "🔴", "medium": "🟠", "low": "🟡", "info": "🔵"}
+METRIC_LABELS = {"macro_f1": "macro-F1", "accuracy": "accuracy"}
+FIX_TITLES = {
+    "drop_exact_duplicates": "Drop exact duplicates",
+    "resolve_conflicts_majority": "Resolve conflicting labels by majority",
+    "drop_conflicts": "Drop texts with conflicting labels",
+    "drop_empty": "Drop empty rows",
+    "drop_leaked": "Remove leaked rows from train",
+    "merge_rare_labels": "Merge rare labels into 'other'",
+}
+
+
+def fix_summary_text(summary: dict) -> str:
+    """'remove 3 of 120 training rows, relabel 2' from a `quality.apply_fix` summary."""
+    parts = []
+    for name, count in summary["removed"].items():
+        if count:
+            parts.append(f"remove {count} of {summary['rows_before'][name]} {name} rows")
+    for name, count in summary["relabelled"].items():
+        if count:
+            parts.append(f"relabel {count} {name} rows")
+    if summary.get("labels_changed"):
+        merged = ", ".join(f"'{a}'" for a in summary["labels_changed"])
+        parts.append(f"merge {merged} into '{next(iter(summary['labels_changed'].values()))}'")
+    for name, labels in (summary.get("labels_gone") or {}).items():
+        parts.append(f"leave no {name} rows for {', '.join(repr(x) for x in labels)}")
+    return "; ".join(parts) or "change nothing"
+
+
+def _is_model_dir(path: Path) -> bool:
+    """A saved model (config plus weights), which is not data even though it holds .json files."""
+    return (path / "config.json").exists() and any(
+        (path / name).exists() for name in ("model.safetensors", "pytorch_model.bin")
+    )
 
 
 def demo_data_path() -> Path:
@@ -91,6 +132,10 @@ class PlannerState:
     run_count: int = 0
     report: dict | None = None
     export_dir: str | None = None
+    baseline: dict | None = None
+    source: str | None = None  # the person's own file (a fixed version lives in the session)
+    data_versions: list[dict] = field(default_factory=list)
+    pending_fix: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -231,6 +276,10 @@ class Planner:
             return self._export(arg)
         if name == "plan":
             return [self._plan_reply()] if self.state.plan else [Reply("There is no plan yet.")]
+        if name in ("findings", "data"):
+            if not self.state.profile:
+                return [Reply("Load a data file first.")]
+            return [Reply(self.findings_text() if name == "findings" else self.reading_text())]
         return [Reply(f"I don't know `/{name}`. Try `/help`.", "error")]
 
     def _back(self) -> list[Reply]:
@@ -265,6 +314,10 @@ class Planner:
             return self._task(text)
         if stage == "data":
             return self._data(text)
+        if stage == "review":
+            return self._review(text)
+        if self.state.pending_fix:
+            return self._confirm_fix(text)
         if stage == "run":
             if is_question(text) and self.state.plan:
                 return self._explain(text)
@@ -272,17 +325,18 @@ class Planner:
         # plan, results, export: adjustments, questions, a new file, or Enter
         path = self._find_path(text)
         if path:
-            return self._load(path)
+            return self.load(path)
         if not text:
             if stage == "plan":
                 return self._start_run()
             if stage == "results":
                 return self._export("")
             return [Reply("Done. Change the plan and `/run` again, or `/export DIR` once more.")]
-        if stage == "plan" and re.fullmatch(
-            r"(yes|y|ok|okay|go|run|start|train|sure|looks good)[.!]*", text.lower()
-        ):
+        if stage == "plan" and YES.fullmatch(text.lower()):
             return self._start_run()
+        fix = parse_fix(text)
+        if fix and stage == "plan":
+            return self._propose_fix(fix)
         match = re.match(r"export(?: (?:it|the bundle))?(?: to)?\s+(\S+)", text, re.I)
         if match:
             return self._export(match.group(1))
@@ -313,7 +367,7 @@ class Planner:
         path = self._find_path(text)
         if path:
             self._go("data")
-            return self._load(path)
+            return self.load(path)
         self._go("data")
         what = f" ({text})" if text else ""
         return [
@@ -326,29 +380,60 @@ class Planner:
 
     def _data(self, text: str) -> list[Reply]:
         if not text or text.lower() in ("demo", "the demo", "use the demo"):
-            return self._load(str(demo_data_path()))
+            return self.load(str(demo_data_path()))
         path = self._find_path(text) or text.strip().strip("'\"")
-        return self._load(path)
+        return self.load(path)
 
     @staticmethod
     def _find_path(text: str) -> str | None:
+        """A data file named in `text` (by its extension), or any word that is a path on disk."""
         match = PATH_RE.search(text)
-        return match.group(1) if match else None
+        if match:
+            return match.group(1)
+        for word in text.split():
+            word = word.strip("'\"`,;:()")
+            path = Path(word).expanduser()
+            if ("/" in word or word.startswith("~")) and path.exists() and not _is_model_dir(path):
+                return word
+        return None
 
     # ------------------------------------------------------------ data, profile, plan
 
-    def _load(self, path: str, columns: dict[str, str] | None = None) -> list[Reply]:
-        from tuning_core.data import inspect_data, load_split_rows
+    def load(
+        self, path: str, columns: dict[str, str] | None = None, review: bool = True
+    ) -> list[Reply]:
+        """Read `path`, profile it, measure a baseline and prepare a plan; then ask for a yes."""
+        from tuning_core.data import inspect_data
+
+        columns = columns or {}
+        started = time.monotonic()
+        seed = int((self.state.plan or {}).get("seed", 42))
+        spec = inspect_data(path, columns.get("text"), columns.get("label"), split_seed=seed)
+        self.state.source = str(Path(spec.train_file))
+        self.state.data_versions = []
+        self.state.pending_fix = None
+        self._analyse(spec)
+        if not review:
+            self._go("plan")
+            return [self._plan_reply()]
+        self._go("review")
+        return [
+            Reply(self.reading_text(time.monotonic() - started)),
+            Reply(self._review_question()),
+        ]
+
+    def _analyse(self, spec) -> None:
+        """Profile the rows, run the baseline, and fill the recommended plan (keeping edits)."""
+        from tuning_core.baseline import run_baseline
+        from tuning_core.data import load_split_rows
         from tuning_core.hardware import probe_resources
         from tuning_core.profile import profile_rows
         from tuning_core.recommend import recommend_plan
 
-        columns = columns or {}
         seed = int((self.state.plan or {}).get("seed", 42))
-        spec = inspect_data(path, columns.get("text"), columns.get("label"), split_seed=seed)
-        started = time.monotonic()
         base_model = (self.state.plan or {}).get("base_model") or EMBEDDED_MODEL_ID
-        profile = profile_rows(load_split_rows(spec), base_model)
+        splits = load_split_rows(spec)
+        profile = profile_rows(splits, base_model)
         resources_ = probe_resources()
         rec = recommend_plan(TASK, profile, resources_, {"base_model": base_model, "seed": seed})
         self.state.task = self.state.task or TASK
@@ -362,33 +447,227 @@ class Planner:
         self.state.plan = rec.plan.replace(**kept).to_dict() if kept else rec.plan.to_dict()
         self.state.changed = sorted(kept)
         self.state.report = None
-        if self.state.stage != "plan":
-            self._go("plan")
-        reading = self._reading_text(spec, profile, time.monotonic() - started)
-        return [
-            Reply(reading),
-            self._plan_reply(intro="**My plan**, with the reason for each choice:"),
-        ]
+        self.state.baseline = run_baseline(splits, self.state.plan["metric"], seed=seed)
 
-    def _reading_text(self, spec, profile, seconds: float) -> str:
-        labels = ", ".join(f"`{k}` ({v})" for k, v in profile.label_counts.items())
+    def _review_question(self) -> str:
+        fixable = [f for f in (self.state.profile or {}).get("findings", []) if f.get("fix")]
         lines = [
-            f"**How I read `{Path(spec.train_file).name}`** ({seconds:.1f} s)",
-            "",
+            "**Did I read it right?** Press **Enter** (or say `yes`) to see my plan.",
+            "To correct me, say e.g. `the label is in column 'category'` or give another file.",
+        ]
+        if fixable:
+            fixes = ", ".join(
+                f"`{FIX_PHRASES[f['fix']]}`" for f in fixable if f["fix"] in FIX_PHRASES
+            )
+            lines.append(
+                f"Suggested fixes (your file is never changed; I keep a fixed copy in the session): {fixes}."
+            )
+        return "\n".join(lines)
+
+    def reading_text(self, seconds: float | None = None) -> str:
+        """How I read the data, what is wrong with it, and the baseline to beat."""
+        from tuning_core.data import DataSpec
+        from tuning_core.profile import DataProfile
+
+        spec = DataSpec.from_dict(self.state.spec)
+        profile = DataProfile.from_dict(self.state.profile)
+        took = f" ({seconds:.1f} s)" if seconds is not None else ""
+        name = Path(self.state.source or spec.train_file).name
+        labels = ", ".join(f"`{k}` ({v})" for k, v in profile.label_counts.items())
+        lines = [f"**How I read `{name}`**{took}", ""]
+        if self.state.data_versions:
+            last = self.state.data_versions[-1]
+            lines.append(
+                f"- Using fixed version v{last['version']} kept in the session ({last['what']}); your file is unchanged"
+            )
+        lines += [
             f"- Text column: `{spec.text_column}` ({spec.reasons.get('text', '')})",
             f"- Label column: `{spec.label_column}` ({spec.reasons.get('label', '')})",
             f"- {len(spec.labels)} labels: {labels}",
-            f"- Splits: train from {Path(spec.train_file).name}; {spec.describe_splits()}",
-            "",
-            "**Profile**",
-            "",
+            f"- Splits: {spec.describe_splits()}",
         ]
-        lines += [f"- {line}" for line in profile.summary_lines()]
+        lines += [f"- ⚠ {w}" for w in getattr(spec, "warnings", []) or []]
+        lines += ["", "**What I found**", ""]
+        findings = profile.findings or []
+        shown = [f for f in findings if f.get("severity") != "info"][:5] or findings[:3]
+        for f in shown:
+            fix = f" → {f['fix_text']}" if f.get("fix_text") else ""
+            lines.append(f"- {SEVERITY_MARK.get(f['severity'], '')} **{f['title']}**{fix}")
+        if not shown:
+            lines.append("- Nothing worrying: no duplicates, conflicts, empty rows or leakage.")
+        if len(findings) > len(shown):
+            lines.append(
+                f"- … {len(findings) - len(shown)} more: `/findings` lists them all with sample rows"
+            )
+        lengths = profile.token_lengths
         lines += [
             "",
-            "Wrong column? Say e.g. `the label is in column 'category'`.",
+            f"Rows: {', '.join(f'{k} {v}' for k, v in profile.rows.items())} · tokens per text: "
+            f"median {lengths['p50']}, p90 {lengths['p90']}, p99 {lengths['p99']}, max {lengths['max']}",
         ]
+        baseline = self.state.baseline
+        if baseline:
+            lines += ["", self._baseline_line(baseline)]
         return "\n".join(lines)
+
+    @staticmethod
+    def _baseline_line(baseline: dict) -> str:
+        metric = METRIC_LABELS.get(baseline["metric"], baseline["metric"])
+        tfidf, majority = baseline["tfidf_lr"], baseline["majority"]
+        if tfidf.get("cv_mean") is None:
+            return f"**Baseline:** not measured ({'; '.join(baseline.get('notes', [])) or 'too little data'})."
+        sampled = f", sampled to {baseline['rows_used']} rows" if baseline.get("sampled") else ""
+        text = (
+            f"**Baseline to beat:** TF-IDF + logistic regression scores {metric} "
+            f"**{tfidf['cv_mean']:.4f}** ± {tfidf['cv_std']:.4f} ({baseline.get('folds')}-fold CV "
+            f"on train{sampled}, {baseline.get('seconds', 0):.1f} s"
+        )
+        if tfidf.get("validation") is not None:
+            text += f"; {tfidf['validation']:.4f} on validation"
+        return text + f"); always predicting the majority class scores {majority['cv_mean']:.4f}."
+
+    def findings_text(self) -> str:
+        findings = (self.state.profile or {}).get("findings") or []
+        if not findings:
+            return "No findings: the data looks clean."
+        lines = ["**Findings**, most serious first:", ""]
+        for i, f in enumerate(findings, 1):
+            lines.append(
+                f"{i}. {SEVERITY_MARK.get(f['severity'], '')} **{f['title']}** ({f['severity']})"
+            )
+            lines.append(f"   {f['detail']}")
+            if f.get("fix_text"):
+                phrase = FIX_PHRASES.get(f.get("fix") or "", "")
+                lines.append(f"   Fix: {f['fix_text']}" + (f" — say `{phrase}`" if phrase else ""))
+            for sample in f.get("samples", [])[:3]:
+                text = str(sample.get("text", ""))[:80].replace("`", "'")
+                lines.append(
+                    f"   - {sample.get('split', '')} row {sample.get('row', '')}: `{text}` → {sample.get('label', '')}"
+                )
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------ review and fixes
+
+    def _review(self, text: str) -> list[Reply]:
+        if self.state.pending_fix:
+            return self._confirm_fix(text)
+        if not text or YES.fullmatch(text.lower()):
+            self._go("plan")
+            return [self._plan_reply(intro="**My plan**, with the reason for each choice:")]
+        path = self._find_path(text)
+        if path:
+            return self.load(path)
+        fix = parse_fix(text)
+        if fix:
+            return self._propose_fix(fix)
+        if is_question(text):
+            return self._explain(text)
+        adjustment = parse_adjustment(text)
+        if not adjustment.empty:
+            if not adjustment.columns and not adjustment.problems:
+                self._go("plan")  # changing the plan means the reading is accepted
+            return self._adjust(adjustment)
+        return [
+            Reply(
+                "Press **Enter** if I read your data right, or tell me what to correct (`/help`)."
+            )
+        ]
+
+    def _propose_fix(self, fix: str) -> list[Reply]:
+        from tuning_core.data import load_split_rows
+        from tuning_core.quality import apply_fix
+
+        if not self.state.spec:
+            return [Reply("Load a data file first.")]
+        splits = load_split_rows(self._spec())
+        try:
+            _, summary = apply_fix(splits, fix, **self._fix_options(fix))
+        except ValueError as exc:  # e.g. merging would leave a single label
+            return [Reply(f"I can't apply that fix: {exc}", "error")]
+        if not any(summary["removed"].values()) and not any(summary["relabelled"].values()):
+            return [Reply(f"Nothing to do: no rows to {FIX_PHRASES.get(fix, fix)}.")]
+        self.state.pending_fix = fix
+        return [
+            Reply(
+                f"**{FIX_TITLES.get(fix, fix)}:** this would {fix_summary_text(summary)}. I'd write "
+                "it as a new "
+                "version of the dataset inside the session; your file stays as it is. "
+                "Apply it? (`yes` / `no`)"
+            )
+        ]
+
+    def _confirm_fix(self, text: str) -> list[Reply]:
+        fix, self.state.pending_fix = self.state.pending_fix, None
+        if not YES.fullmatch(text.lower().strip()):
+            return [Reply("Left the data as it is.")]
+        return self._apply_fix(fix)
+
+    def _apply_fix(self, fix: str) -> list[Reply]:
+        import csv
+
+        from tuning_core import recipe
+        from tuning_core.data import DataSpec, load_split_rows
+        from tuning_core.quality import apply_fix
+
+        spec = self._spec()
+        splits, summary = apply_fix(load_split_rows(spec), fix, **self._fix_options(fix))
+        data_root = self.runs_dir.parent / "data"
+        taken = [int(p.name[1:]) for p in data_root.glob("v*") if p.name[1:].isdigit()]
+        version = max(taken, default=0) + 1  # numbered per session, never reused
+        folder = data_root / f"v{version}"
+        folder.mkdir(parents=True, exist_ok=True)
+        files: dict[str, str | None] = {}
+        for name, (texts, labels) in splits.items():
+            path = folder / f"{name}.csv"
+            tmp = path.with_suffix(".csv.tmp")
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["text", "label"])
+                writer.writerows(zip(texts, labels, strict=True))
+            tmp.replace(path)
+            files[name] = str(path)
+        what = f"{FIX_TITLES.get(fix, fix).lower()} ({fix_summary_text(summary)})"
+        new_spec = DataSpec(
+            files=files,
+            text_column="text",
+            label_column="label",
+            labels=sorted(set(splits["train"][1])),
+            sha256={name: recipe.file_sha256(path) for name, path in files.items() if path},
+            split_seed=spec.split_seed,
+            columns=["text", "label"],
+            reasons={"text": f"fixed copy v{version}", "label": f"fixed copy v{version}"},
+        )
+        (folder / "changes.json").write_text(
+            json.dumps(
+                {"version": version, "fix": fix, "summary": summary, "from": spec.to_dict()},
+                indent=2,
+                sort_keys=True,
+                default=str,
+            )
+        )
+        self.state.data_versions = [
+            *self.state.data_versions,
+            {"version": version, "fix": fix, "what": what, "dir": str(folder), "summary": summary},
+        ]
+        self._analyse(new_spec)
+        if self.state.stage not in ("review", "plan"):
+            self._go("review")
+        return [
+            Reply(f"Done: {what}. Saved as version v{version} in the session, and profiled again."),
+            Reply(self.reading_text()),
+        ]
+
+    def _fix_options(self, fix: str) -> dict:
+        """The options the finding that suggested `fix` measured (e.g. the rare-label threshold)."""
+        for finding in (self.state.profile or {}).get("findings", []):
+            if finding.get("fix") == fix:
+                return dict(finding.get("fix_options") or {})
+        return {}
+
+    def _spec(self):
+        from tuning_core.data import DataSpec
+
+        return DataSpec.from_dict(self.state.spec)
 
     def _plan_reply(self, intro: str = "**The plan now:**") -> Reply:
         plan = self.state.plan or {}
@@ -426,7 +705,9 @@ class Planner:
         if adjustment.columns:
             if not self.state.spec:
                 return [Reply("Load a data file first.")]
-            return self._load(self.state.spec["files"]["train"], adjustment.columns)
+            return self.load(
+                self.state.source or self.state.spec["files"]["train"], adjustment.columns
+            )
         if not self.state.plan:
             return [Reply("There is no plan yet: give me a data file first.")]
         changes = dict(adjustment.changes)
@@ -461,22 +742,17 @@ class Planner:
             set(self.state.changed) | set(changes) - {"extras", "base_model"}
         )
         if "base_model" in changes and self.state.spec:
-            # a new model means a new tokenizer: profile and recommend again
-            return self._load(self.state.spec["files"]["train"], self._columns())
+            # a new model means a new tokenizer: profile and recommend again, then show the plan
+            self._analyse(self._spec())
+            self._go("plan")
+            return [
+                Reply(f"Base model → `{changes['base_model']}`; token lengths measured again."),
+                self._plan_reply(),
+            ]
         said = ", ".join(
             f"{k.replace('_', ' ')} → {fmt_number(v)}" for k, v in changes.items() if k != "extras"
         )
         return [Reply(f"Done: {said}."), self._plan_reply()]
-
-    def _columns(self) -> dict[str, str]:
-        """The columns the person chose themselves (kept when the data is read again)."""
-        spec = self.state.spec or {}
-        chosen = spec.get("reasons", {})
-        return {
-            role: spec[f"{role}_column"]
-            for role in ("text", "label")
-            if chosen.get(role) == "you chose it"
-        }
 
     @staticmethod
     def _model_layers(name: str) -> int | None:
@@ -565,6 +841,18 @@ class Planner:
             f"- Test ({test['n']} rows): **{label} {test[metric]:.4f}**, accuracy "
             f"{test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}",
             f"- Validation ({val['n']} rows): {label} {val[metric]:.4f}",
+        ]
+        baseline = self.state.baseline
+        if baseline and baseline.get("metric") == metric:
+            tfidf = baseline["tfidf_lr"]
+            if tfidf.get("validation") is not None:
+                gain = val[metric] - tfidf["validation"]
+                lines.append(
+                    f"- Against the baseline on validation: TF-IDF + logistic regression "
+                    f"{tfidf['validation']:.4f}, so the fine-tuned model is **{gain:+.4f}**"
+                    + (" better" if gain > 0 else " — it does not beat the baseline")
+                )
+        lines += [
             "",
             "| class | precision | recall | F1 | support |",
             "| --- | --- | --- | --- | --- |",

@@ -61,6 +61,15 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m002_dataset_versions(db: Database) -> None:
+    """Fixed versions of the person's data, written inside the session (issue 3)."""
+    db["datasets"].create(
+        {"version": int, "fix": str, "what": str, "dir": str, "summary": str, "time": float},
+        pk="version",
+    )
+
+
 def default_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or "sessions")
 
@@ -134,6 +143,23 @@ class Session:
 
     def plans(self) -> list[dict[str, Any]]:
         return list(self.db["plans"].rows_where(order_by="version"))
+
+    # -- dataset versions
+    def save_data_version(self, version: dict[str, Any]) -> None:
+        self.db["datasets"].upsert(
+            {
+                "version": version["version"],
+                "fix": version["fix"],
+                "what": version["what"],
+                "dir": version["dir"],
+                "summary": json.dumps(version.get("summary", {}), sort_keys=True, default=str),
+                "time": time.time(),
+            },
+            pk="version",
+        )
+
+    def data_versions(self) -> list[dict[str, Any]]:
+        return list(self.db["datasets"].rows_where(order_by="version"))
 
     # -- runs
     def add_run(self, run_id: str, run_dir: Path) -> None:

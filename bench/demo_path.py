@@ -30,7 +30,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tunesmith-bench-"))
     env = {**os.environ, "TUNESMITH_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1"}
     bundle = work / "bundle"
-    turns = ["", "", "", f"/export {bundle}"]  # task, data (demo), plan (train), export
+    # task, data (the demo), "did I read it right?" (yes), plan (train), export
+    turns = ["", "", "", "", f"/export {bundle}"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "assistant.cli", "chat", "--headless"],
         stdin=subprocess.PIPE,

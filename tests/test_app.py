@@ -14,6 +14,7 @@ from textual.widgets import Input, OptionList, ProgressBar, Static
 
 from assistant.app import RepliesReady, TunesmithApp
 from assistant.conversation import Conversation
+from assistant.dataview import DataScreen
 from assistant.store import SessionStore
 from assistant.widgets import ChatMessage, PlanPanel, QuitScreen, RunPanel, SessionPicker
 from tuning_core.runs import write_json_atomic
@@ -64,6 +65,19 @@ async def test_whole_run_with_tiny_model(home, tiny_model, sentiment_csv, tmp_pa
         assert "tunesmith" in chat_text(app)
         replies = await say(app, pilot, f"classify these posts by sentiment: {sentiment_csv}")
         assert any("How I read" in m.source for m in replies)
+        assert any("Did I read it right?" in m.source for m in replies)
+        # the data view: label chart, length histogram, findings with sample rows
+        await pilot.press("ctrl+d")
+        await pilot.pause()
+        assert isinstance(app.screen, DataScreen)
+        chart = str(app.screen.query_one("#label-chart", Static).content)
+        assert "negative" in chart and "█" in chart
+        histogram = str(app.screen.query_one("#length-histogram", Static).content)
+        assert "median" in histogram and "%" in histogram
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, DataScreen)
+        replies = await say(app, pilot, "")  # Enter: yes, I read it right
         assert any(m.kind == "plan" for m in replies)
         await say(app, pilot, f"use model {tiny_model}")
         replies = await say(

@@ -139,3 +139,37 @@ def test_run_outlives_the_chat_and_a_reopened_session_reattaches(
     assert "still running" in out.stdout and "**Results**" in out.stdout
     (entry,) = json.loads(tunesmith("sessions", "--json", home=tmp_path).stdout)
     assert entry["last_run"]["status"] == "finished"
+
+
+def test_profile_verb_prints_reading_findings_and_baseline(sentiment_csv, tmp_path):
+    out = tunesmith("profile", str(sentiment_csv), home=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "How I read `posts.csv`" in out.stdout
+    assert (
+        "Baseline to beat" in out.stdout and "Findings" in out.stdout
+    ) or "No findings" in out.stdout
+    data = json.loads(tunesmith("profile", str(sentiment_csv), "--json", home=tmp_path).stdout)
+    assert data["data"]["text_column"] == "text"
+    assert data["profile"]["rows"]["train"] > 0
+    assert 0 <= data["baseline"]["tfidf_lr"]["cv_mean"] <= 1
+    assert data["baseline"]["majority"]["cv_mean"] < data["baseline"]["tfidf_lr"]["cv_mean"]
+
+
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("missing.csv", None, "No such file"),
+        ("empty.csv", "", "is empty"),
+        ("header.csv", "text,label\n", "no rows"),
+        ("ragged.csv", "text,label\n" + "a b c,x\n" * 30 + "one,two,three\n", "line 32"),
+        ("broken.jsonl", '{"text": "a", "label": "x"}\n{"text": oops}\n', "line 2"),
+    ],
+)
+def test_profile_verb_bad_input_is_one_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    out = tunesmith("profile", str(path), home=tmp_path)
+    assert out.returncode == 1
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("tunesmith: ")

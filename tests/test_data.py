@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tuning_core.data import inspect_data, load_split_rows
+from tuning_core.data import DataSpec, inspect_data, load_split_rows
 from tuning_core.errors import DatasetError
 
 
@@ -93,7 +93,7 @@ def test_carved_splits_are_stratified_and_seeded(tmp_path):
         ("missing.csv", None, "No such file"),
         ("d.txt", "hello", "unsupported file type"),
         ("one.csv", "text\nhello\nworld\n", "need a text column and a label column"),
-        ("same.csv", "text,label\na,x\nb,x\n", "fewer than two labels"),
+        ("same.csv", "text,label\na,x\nb,x\n", "only one label"),
     ],
 )
 def test_bad_files_give_one_clear_error(tmp_path, name, content, message):
@@ -108,3 +108,49 @@ def test_remap_to_missing_column_names_the_columns(tmp_path):
     path = write_csv(tmp_path / "d.csv", ["text", "label"], ROWS)
     with pytest.raises(DatasetError, match=r"no column 'category'.*text, label"):
         inspect_data(path, label_column="category")
+
+
+def test_spec_round_trips_with_readers_and_warnings_and_old_dicts_load(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(
+        b"text;label\n" + "".join(f"caf\xe9 {t};{y}\n" for t, y in ROWS).encode("cp1252")
+    )
+    spec = inspect_data(path)
+    assert spec.readers == {"train": {"format": "csv", "delimiter": ";", "encoding": "cp1252"}}
+    assert spec.warnings == ["d.csv: read as windows-1252, not UTF-8"]
+    raw = json.loads(json.dumps(spec.to_dict()))
+    assert DataSpec.from_dict(raw) == spec
+    old = {k: v for k, v in raw.items() if k not in ("readers", "warnings")}
+    assert DataSpec.from_dict(old).readers == {} and DataSpec.from_dict(old).warnings == []
+    with pytest.raises(TypeError):
+        DataSpec.from_dict({**raw, "surprise": 1})
+
+
+def test_given_text_column_is_never_taken_as_the_label(tmp_path):
+    rows = [(f"t{i}", y, f"some words {i}") for i, (_, y) in enumerate(ROWS)]
+    path = write_csv(tmp_path / "d.csv", ["a", "b", "c"], rows)
+    spec = inspect_data(path, text_column="c")
+    assert (spec.text_column, spec.label_column) == ("c", "b")
+    assert spec.reasons["text"] == "you chose it"
+    with pytest.raises(DatasetError, match="must differ"):
+        inspect_data(path, text_column="c", label_column="c")
+
+
+def test_folders_are_accepted(tmp_path):
+    write_csv(tmp_path / "train.csv", ["text", "label"], ROWS)
+    write_csv(tmp_path / "val.csv", ["text", "label"], ROWS[:6])
+    spec = inspect_data(tmp_path)
+    assert spec.files["validation"].endswith("val.csv")
+    assert "validation from val.csv" in spec.describe_splits()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match="Found nothing to load in the folder"):
+        inspect_data(empty)
+
+
+def test_load_split_rows_turns_read_failures_into_dataset_errors(tmp_path):
+    path = write_csv(tmp_path / "d.csv", ["text", "label"], ROWS)
+    spec = inspect_data(path)
+    path.unlink()
+    with pytest.raises(DatasetError, match="Could not read the data"):
+        load_split_rows(spec)

@@ -19,11 +19,15 @@ def say(planner, text):
 
 def test_first_message_with_task_and_file_skips_to_the_plan(planner, sentiment_csv):
     text, replies = say(planner, f"classify these tweets by emotion: {sentiment_csv}")
-    assert planner.state.stage == "plan"
+    assert planner.state.stage == "review"  # how I read it, then a question
     assert "Text column: `text`" in text and "Label column: `label`" in text
+    assert "Did I read it right?" in text
+    assert "Baseline to beat" in text
+    text, replies = say(planner, "")  # Enter: yes
+    assert planner.state.stage == "plan"
     assert "- **Learning rate:** 5e-05 — " in text
     assert replies[-1].kind == "plan"
-    assert planner.state.history == ["task", "data"]
+    assert planner.state.history == ["task", "data", "review"]
 
 
 def test_blank_answers_take_the_defaults(planner):
@@ -74,8 +78,14 @@ def test_commands_and_unknown_input(planner, sentiment_csv):
     assert "Stage:** task" in say(planner, "/status")[0]
     assert say(planner, "/frobnicate")[1][0].kind == "error"
     say(planner, f"sentiment: {sentiment_csv}")
+    assert (
+        "Press **Enter** if I read your data right" in say(planner, "purple monkey dishwasher")[0]
+    )
+    say(planner, "yes")
     assert "didn't catch" in say(planner, "purple monkey dishwasher")[0]
     assert "no finished run" in say(planner, "/export /tmp/x")[0]
+    say(planner, "/back")
+    assert planner.state.stage == "review"
     say(planner, "/back")
     assert planner.state.stage == "data"
     text, replies = say(planner, "/no/such/file.csv")
@@ -116,3 +126,93 @@ def test_column_remap_in_plain_words(planner, tmp_path):
 )
 def test_adjustment_parser(text, expected):
     assert parse_adjustment(text).changes == expected
+
+
+def write_messy_csv(path):
+    """Duplicates, a conflict, empty rows and a test row leaked into train."""
+    rows = [
+        (f"clean example number {i} about topic {i % 7}", ["pos", "neg"][i % 2]) for i in range(60)
+    ]
+    rows += [("the very same text", "pos")] * 3  # exact duplicates
+    rows += [("a text with two labels", "pos"), ("a text with two labels", "neg")]  # conflict
+    rows += [("", "neg"), ("   ", "pos")]  # empty
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        import csv
+
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+def test_fixes_are_offered_and_applied_only_after_a_yes(tmp_path):
+    from tuning_core.recipe import file_sha256
+
+    planner = Planner(tmp_path / "session" / "runs")
+    source = write_messy_csv(tmp_path / "messy.csv")
+    before = file_sha256(source)
+    text, _ = say(planner, f"classify: {source}")
+    assert "drop duplicates" in text  # offered
+    duplicates = planner.state.profile["exact_duplicates"]
+    rows_before = planner.state.profile["rows"]["train"]
+    assert duplicates >= 1
+    text, _ = say(planner, "drop duplicates")
+    assert "Apply it?" in text and planner.state.pending_fix == "drop_exact_duplicates"
+    say(planner, "no")
+    assert (
+        planner.state.data_versions == []
+        and planner.state.profile["exact_duplicates"] == duplicates
+    )
+    say(planner, "drop duplicates")
+    text, _ = say(planner, "yes")
+    assert "Saved as version v1" in text
+    (version,) = planner.state.data_versions
+    folder = tmp_path / "session" / "data" / "v1"
+    assert version["dir"] == str(folder) and (folder / "train.csv").exists()
+    assert (folder / "changes.json").exists()
+    assert planner.state.spec["files"]["train"] == str(folder / "train.csv")
+    # profiled again: the two extra copies are gone (same text under another label is a
+    # conflict, left to the conflict fixes)
+    removed = version["summary"]["removed"]["train"]
+    assert removed >= 1 and planner.state.profile["rows"]["train"] == rows_before - removed
+    assert planner.state.profile["exact_duplicates"] < duplicates
+    assert file_sha256(source) == before  # the person's file is never modified
+    say(planner, "drop empty rows")
+    say(planner, "yes")
+    assert [v["version"] for v in planner.state.data_versions] == [1, 2]
+    assert planner.state.profile["empty_texts"] == 0
+    assert "v2" in say(planner, "/data")[0]
+
+
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("empty.csv", "", "is empty"),
+        ("header.csv", "text,label\n", "no rows"),
+        ("ragged.csv", "text,label\n" + "a b c,x\n" * 30 + "one,two,three\n", "line 32"),
+        ("broken.jsonl", '{"text": "a", "label": "x"}\n{"text": oops}\n', "line 2"),
+        (
+            "scores.csv",
+            "text,score\n" + "".join(f"text number {i} here,{i * 0.37:.2f}\n" for i in range(60)),
+            "regression",
+        ),
+        (
+            "one.csv",
+            "text,label\n" + "".join(f"text number {i} here,spam\n" for i in range(30)),
+            "only one label",
+        ),
+        ("few.csv", "text,label\nhello there,a\nbye now,b\n", "at least 20"),
+        ("binary.csv", "\x00\x01\x02PK\x03\x04" * 50, "binary"),
+    ],
+)
+def test_bad_files_in_the_chat_keep_the_session_usable(
+    tmp_path, sentiment_csv, name, content, message
+):
+    planner = Planner(tmp_path / "runs")
+    path = tmp_path / name
+    path.write_text(content)
+    text, replies = say(planner, f"classify: {path}")
+    assert replies[0].kind == "error" and message in text, text
+    assert planner.state.stage == "data"
+    say(planner, str(sentiment_csv))  # the next good file works
+    assert planner.state.stage == "review"

@@ -36,6 +36,63 @@ def test_profile_counts_duplicates_conflicts_empties_and_leakage(tiny_model):
     lengths = profile.token_lengths
     assert 2 <= lengths["p50"] <= lengths["p90"] <= lengths["p99"] <= lengths["max"]
     assert DataProfile.from_dict(profile.to_dict()) == profile
+    # the quality findings ride along
+    assert profile.near_duplicates == 0
+    assert profile.leaked_near == {"validation": 0, "test": 0}
+    ids = [f["id"] for f in profile.findings]
+    assert ids[0] == "leakage" and "conflicting_labels" in ids and "empty_texts" in ids
+    lines = profile.summary_lines()
+    assert lines[0].startswith("[high] 1 validation/test row duplicates training texts")
+    assert "Rows: train 8, validation 2, test 1" in lines
+    assert any(line.startswith("Leakage: 1 validation texts also in train") for line in lines)
+
+
+def test_profiles_saved_before_the_findings_still_load():
+    old = {
+        "rows": {"train": 10},
+        "label_counts": {"a": 5, "b": 5},
+        "imbalance_ratio": 1.0,
+        "token_lengths": {"p50": 5, "p90": 6, "p99": 7, "max": 8},
+        "share_longer_than": {"8": 0.0},
+        "exact_duplicates": 0,
+        "conflicting_texts": 0,
+        "empty_texts": 0,
+        "leaked_texts": {},
+        "tokenizer": "x",
+        "notes": [],
+    }
+    profile = DataProfile.from_dict(old)
+    assert profile.findings == [] and profile.near_duplicates == 0 and profile.leaked_near == {}
+    assert profile.summary_lines()[0].startswith("Rows: train 10")
+    assert DataProfile.from_dict({**old, "added_later": 1}) == profile
+
+
+def test_profile_finds_near_duplicates_and_truncation(tiny_model):
+    texts = ["Great movie http://x.co @bob", "great movie https://y.io @alice"]
+    texts += ["good " * 80, "bad day", "fine", "happy today"]
+    profile = profile_rows(
+        {"train": (texts, ["a", "a", "b", "b", "a", "b"]), "test": (["GOOD day"], ["a"])},
+        str(tiny_model),
+        max_length=64,
+    )
+    assert profile.near_duplicates == 1
+    found = {f["id"]: f for f in profile.findings}
+    assert found["truncation"]["count"] == 1
+    assert found["near_duplicates"]["samples"][0]["duplicate_of"]["row"] == 0
+    assert profile.length_rows == 6
+
+
+def test_token_lengths_are_sampled_on_big_data(monkeypatch):
+    import tuning_core.profile as profile_module
+
+    monkeypatch.setattr(profile_module, "LENGTH_SAMPLE", 3)
+    monkeypatch.setattr(profile_module, "LONGEST_EXTRA", 1)
+    texts = ["hello world"] * 4 + ["a much longer text " * 40, "hi there"]
+    profile = profile_rows({"train": (texts, ["a", "b"] * 3)}, EMBEDDED_MODEL_ID)
+    assert profile.length_rows == 3
+    assert profile.token_lengths["max"] > 160  # the longest text is always counted
+    assert any("random sample of 3 of 6" in note for note in profile.notes)
+    assert any("(counted on 3 sampled rows)" in line for line in profile.summary_lines())
 
 
 def test_profile_uses_the_embedded_tokenizer():

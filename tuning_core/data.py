@@ -1,23 +1,29 @@
-"""Load a labelled file and decide how to read it: which column is text, which is the label,
-which splits exist.
+"""Load labelled data and decide how to read it: which column is text, which is the label,
+which splits exist, and whether it can train a classifier at all.
 
 Owns `DataSpec` (a plain, JSON-serialisable description that the training recipe reads) and
-`inspect_data`, which builds one from a path. Reading goes through `datasets` (via the recipe's
-`read_table`, so the exported script reads exactly as the session did). Profiling the rows is
-`tuning_core.profile`'s job.
+`inspect_data`, which builds one from a file or a folder. `tuning_core.loaders` finds the
+splits and checks each file's format, encoding and delimiter; reading goes through `datasets`
+via the recipe's `read_table`, so the exported script reads exactly as the session did.
+Profiling the rows is `tuning_core.profile`'s job.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuning_core import recipe
+from tuning_core import loaders, recipe
 from tuning_core.errors import DatasetError
 
-SUPPORTED_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".json", ".ndjson", ".parquet")
+SUPPORTED_SUFFIXES = tuple(recipe.DATA_SUFFIXES)
+MIN_ROWS = 20  # fewer labelled rows than this cannot train and still be evaluated
+MAX_NUMERIC_CLASSES = 20  # more distinct numbers than this, mostly fractions: scores
+find_split_files = loaders.find_split_files
 
 TEXT_NAMES = (
     "text",
@@ -48,15 +54,16 @@ LABEL_NAMES = (
     "rating",
     "y",
 )
-SPLIT_ALIASES = {
-    "validation": ("validation", "val", "valid", "dev"),
-    "test": ("test",),
-}
 
 
 @dataclass
 class DataSpec:
-    """How to read the person's data: files per split, columns, label set, checksums."""
+    """How to read the person's data: files per split, columns, label set, checksums.
+
+    `readers` holds one `recipe.read_table` reader dict per split (format, delimiter, encoding,
+    compression, saved split); `warnings` are things the person should know about the data.
+    Specs saved before these fields existed load with both empty (read by file extension).
+    """
 
     files: dict[str, str | None]
     text_column: str
@@ -66,6 +73,8 @@ class DataSpec:
     split_seed: int = 42
     columns: list[str] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
+    readers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,7 +92,7 @@ class DataSpec:
         for name in ("validation", "test"):
             path = self.files.get(name)
             if path:
-                parts.append(f"{name} from {Path(path).name}")
+                parts.append(f"{name} from {display_name(path, self.readers.get(name))}")
             else:
                 share = int(recipe.CARVE_SHARE[name] * 100)
                 parts.append(
@@ -92,35 +101,70 @@ class DataSpec:
         return "; ".join(parts)
 
 
-def _check_path(path: str | Path) -> Path:
+def _first_line(exc: BaseException) -> str:
+    """The innermost cause's first line: datasets wraps the useful message."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def display_name(path: str | Path, reader: dict | None = None) -> str:
+    """How a split's source is named to the person: the file name, plus a saved split's name."""
+    name = Path(path).name
+    split = (reader or {}).get("split")
+    return (
+        f"{name} (split {split!r})"
+        if (reader or {}).get("format") == "arrow_dir" and split
+        else name
+    )
+
+
+def read_columns(path: str | Path, reader: dict | None = None) -> dict[str, list[Any]]:
+    """All columns of one split as lists; a clear `DatasetError` for anything unreadable.
+
+    Without `reader`, the file is checked and its reader detected first (`loaders.detect_reader`).
+    """
     p = Path(path).expanduser()
-    if not p.exists():
-        raise DatasetError(f"No such file: {path}")
-    if p.is_dir():
-        raise DatasetError(f"{path} is a folder; give the data file inside it (e.g. train.csv)")
-    suffixes = [s.lower() for s in p.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    if not suffixes or suffixes[-1] not in SUPPORTED_SUFFIXES:
-        raise DatasetError(f"{p.name}: unsupported file type; use CSV, TSV, JSONL, JSON or Parquet")
-    return p.resolve()
-
-
-def read_columns(path: str | Path) -> dict[str, list[Any]]:
-    """All columns of a data file as lists; a clear `DatasetError` for anything unreadable."""
-    p = _check_path(path)
+    if reader is None:
+        if not p.exists():
+            raise DatasetError(f"No such file or folder: {path}")
+        reader = recipe.infer_reader(p) if p.is_dir() else loaders.detect_reader(p)[0]
+    name = display_name(p, reader)
     try:
-        table = recipe.read_table(p)
+        table = recipe.read_table(p, reader)
     except Exception as exc:  # datasets raises many kinds for a broken file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatasetError(f"Could not read {p.name}: {first[:300]}") from exc
+        raise DatasetError(f"Could not read {name}: {_first_line(exc)}") from exc
     if table.num_rows == 0:
-        raise DatasetError(f"{p.name} has no rows")
-    return {name: list(table[name]) for name in table.column_names}
+        raise DatasetError(f"{name} has no rows")
+    return {column: recipe.column_values(table, column) for column in table.column_names}
 
 
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _as_label(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _present(values: list[Any]) -> list[Any]:
+    return [v for v in values if v is not None and str(v).strip() != ""]
+
+
+def _numeric_share(values: list[Any]) -> float:
+    present = _present(values)
+    return sum(_number(v) is not None for v in present) / max(1, len(present))
 
 
 def _string_share(values: list[Any]) -> float:
@@ -132,26 +176,61 @@ def _mean_words(values: list[Any]) -> float:
     return sum(len(s.split()) for s in sample) / max(1, len(sample))
 
 
-def choose_columns(columns: dict[str, list[Any]]) -> tuple[str, str, dict[str, str]]:
-    """(text column, label column, reasons), chosen by name first, then by content."""
+def looks_like_text(values: list[Any]) -> bool:
+    """Strings, mostly not numbers, mostly distinct or several words long: not a category."""
+    present = _present(values)
+    if not present or _string_share(present) < 0.9 or _numeric_share(present) >= 0.5:
+        return False
+    return len({str(v) for v in present}) / len(present) > 0.5 or _mean_words(present) >= 3
+
+
+def _describe_column(values: list[Any]) -> str:
+    present = _present(values)
+    if not present:
+        return "empty"
+    if _numeric_share(present) >= 0.9:
+        return "numbers"
+    return f"{len({str(v) for v in present})} distinct values"
+
+
+def choose_columns(
+    columns: dict[str, list[Any]],
+    text_column: str | None = None,
+    label_column: str | None = None,
+) -> tuple[str, str, dict[str, str]]:
+    """(text column, label column, reasons): the given ones, else by name, else by content."""
     names = list(columns)
     if len(names) < 2:
         raise DatasetError(
             f"Found only the column(s) {names}; need a text column and a label column"
         )
     reasons: dict[str, str] = {}
-    text = next((n for alias in TEXT_NAMES for n in names if _norm(n) == alias), None)
+    text = text_column
     if text:
-        reasons["text"] = f"the column is named {text!r}"
+        reasons["text"] = "you chose it"
     else:
-        # by content: the string column with the most words per row
-        candidates = [n for n in names if _string_share(columns[n]) > 0.9]
-        if not candidates:
-            raise DatasetError(f"No column holds text; columns are {names}")
-        text = max(candidates, key=lambda n: _mean_words(columns[n]))
-        reasons["text"] = (
-            f"{text!r} has the longest texts ({_mean_words(columns[text]):.0f} words on average)"
-        )
+        others = [n for n in names if n != label_column]
+        text = next((n for alias in TEXT_NAMES for n in others if _norm(n) == alias), None)
+        if text:
+            reasons["text"] = f"the column is named {text!r}"
+        else:
+            # by content: the column that looks most like text, with the most words per row
+            candidates = [n for n in others if looks_like_text(columns[n])]
+            if not candidates:
+                summary = ", ".join(f"{n!r} ({_describe_column(columns[n])})" for n in names)
+                raise DatasetError(
+                    f"No column looks like text: {summary}. tunesmith classifies texts, so it "
+                    "needs a column of sentences or documents. If one of these holds them, say "
+                    "e.g. \"the text is in column 'review'\""
+                )
+            text = max(candidates, key=lambda n: _mean_words(columns[n]))
+            reasons["text"] = (
+                f"{text!r} has the longest texts ({_mean_words(columns[text]):.0f} words on average)"
+            )
+    label = label_column
+    if label:
+        reasons["label"] = "you chose it"
+        return text, label, reasons
     rest = [n for n in names if n != text]
     label = next((n for alias in LABEL_NAMES for n in rest if _norm(n) == alias), None)
     if label:
@@ -169,20 +248,96 @@ def choose_columns(columns: dict[str, list[Any]]) -> tuple[str, str, dict[str, s
     return text, label, reasons
 
 
-def find_split_files(train: Path) -> dict[str, str | None]:
-    """Sibling files such as val.csv/dev.csv and test.csv next to train.csv."""
-    files: dict[str, str | None] = {"train": str(train), "validation": None, "test": None}
-    stem = train.name[: -len("".join(train.suffixes))] if train.suffixes else train.name
-    suffix = "".join(train.suffixes)
-    if "train" not in stem.lower():
-        return files
-    for split, aliases in SPLIT_ALIASES.items():
-        for alias in aliases:
-            candidate = train.with_name(re.sub("train", alias, stem, flags=re.IGNORECASE) + suffix)
-            if candidate.exists() and candidate != train:
-                files[split] = str(candidate)
-                break
-    return files
+def check_text_column(name: str, values: list[Any]) -> None:
+    present = _present(values)
+    if not present:
+        raise DatasetError(f"Column {name!r} is empty in every row; it cannot hold the texts")
+    if _numeric_share(present) >= 0.9:
+        examples = ", ".join(str(v) for v in present[:3])
+        raise DatasetError(
+            f"Column {name!r} holds numbers ({examples}, ...), not text. Name the column with "
+            "the texts, e.g. \"the text is in column 'review'\""
+        )
+
+
+def check_labels(name: str, values: list[Any]) -> list[str]:
+    """The sorted label set of a label column; `DatasetError` when it is not class labels."""
+    present = [y for y in map(_as_label, values) if y != ""]
+    distinct = sorted(set(present))
+    if not distinct:
+        raise DatasetError(f"Column {name!r} is empty in every row; nothing to classify")
+    if len(distinct) < 2:
+        raise DatasetError(
+            f"Column {name!r} has only one label ({distinct[0]!r}) in its {len(present)} "
+            "labelled rows; a classifier needs at least two. If the labels are in another "
+            "column, say e.g. \"the label is in column 'category'\""
+        )
+    numbers = [_number(y) for y in distinct]
+    if all(x is not None for x in numbers):
+        fractional = sum(x != int(x) for x in numbers if x is not None)
+        many_fractions = len(distinct) > MAX_NUMERIC_CLASSES and fractional > len(distinct) / 2
+        mostly_distinct = len(distinct) >= 10 and len(distinct) > len(present) / 2
+        if many_fractions or mostly_distinct:
+            examples = ", ".join(present[:4])
+            raise DatasetError(
+                f"Column {name!r} holds {len(distinct)} different numbers in {len(present)} "
+                f"rows (e.g. {examples}): these look like scores (regression), which tunesmith "
+                "does not support yet. It sorts texts into classes: name a column of class "
+                "labels, or group the scores into classes first (e.g. low/medium/high)"
+            )
+    if len(distinct) > max(50, len(values) // 2):
+        raise DatasetError(
+            f"Column {name!r} has {len(distinct)} distinct values in {len(values)} rows: "
+            "it does not look like class labels. Name the label column, e.g. "
+            "\"the label is in column 'category'\""
+        )
+    return distinct
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def _listed(items: list[str], most: int = 8) -> str:
+    return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
+def carve_warnings(train_labels: list[str], files: dict[str, str | None]) -> list[str]:
+    """Labels too rare to reach the validation/test rows carved from training (the recipe's
+    `stratified_carve` keeps at least one row of each label in training and carves
+    round(share x rows) of it, so a label needs 6 rows to reach test and 7 to reach both)."""
+    carved = [s for s in ("test", "validation") if not files.get(s)]  # the recipe's order
+    if not carved:
+        return []
+    warnings = []
+    counts = Counter(train_labels)
+    singles = sorted(label for label, n in counts.items() if n < 2)
+    if singles:
+        one = len(singles) == 1
+        warnings.append(
+            f"{'Label' if one else 'Labels'} {_listed([repr(s) for s in singles])} "
+            f"{'has a single example: it stays' if one else 'have a single example each: they stay'}"
+            f" in training, so the {' and '.join(carved)} rows carved from the training file "
+            f"never include {'it' if one else 'them'}. Add examples, remove those rows, or "
+            "provide validation and test files"
+        )
+    missing: dict[tuple[str, ...], list[str]] = {}
+    for label, n in sorted(counts.items()):
+        left, lacking = n, []
+        for split in carved:
+            take = min(left - 1, round(left * recipe.CARVE_SHARE[split]))
+            if take <= 0:
+                lacking.append(split)
+            left -= max(take, 0)
+        if lacking and n >= 2:
+            missing.setdefault(tuple(lacking), []).append(f"{label!r} ({_rows(n)})")
+    for splits, labels in missing.items():
+        warnings.append(
+            f"Too few rows for the carved {' and '.join(splits)} split(s) to include "
+            f"{_listed(labels)}: {'its' if len(labels) == 1 else 'their'} scores there are not "
+            "measured"
+        )
+    return warnings
 
 
 def inspect_data(
@@ -191,37 +346,68 @@ def inspect_data(
     label_column: str | None = None,
     split_seed: int = 42,
 ) -> DataSpec:
-    """Read `path`, pick the columns (or take the given ones) and find sibling split files."""
-    p = _check_path(path)
-    columns = read_columns(p)
-    if text_column or label_column:
-        missing = [c for c in (text_column, label_column) if c and c not in columns]
+    """Read `path` (a file or a folder), pick the columns (or take the given ones), find the
+    split files and check that the data can train a classifier."""
+    source = loaders.discover(path)
+    train_path, train_reader = source.files["train"], source.readers["train"]
+    assert train_path is not None
+    train_name = display_name(train_path, train_reader)
+    columns = read_columns(train_path, train_reader)
+    for chosen in (text_column, label_column):
+        if chosen and chosen not in columns:
+            raise DatasetError(
+                f"{train_name} has no column {chosen!r}; its columns are {', '.join(columns)}"
+            )
+    if text_column and text_column == label_column:
+        raise DatasetError("The text and label columns must differ")
+    text, label, reasons = choose_columns(columns, text_column, label_column)
+    if label == text:
+        raise DatasetError("The text and label columns must differ")
+    check_text_column(text, columns[text])
+    labels = check_labels(label, columns[label])
+    train_labels = [y for y in map(_as_label, columns[label]) if y != ""]
+    warnings = list(source.warnings)
+    unlabelled = len(columns[label]) - len(train_labels)
+    if unlabelled:
+        warnings.append(f"{train_name}: {unlabelled} row(s) without a label are skipped")
+    total = len(train_labels)
+    for split in ("validation", "test"):
+        split_path = source.files.get(split)
+        if not split_path:
+            continue
+        split_name = display_name(split_path, source.readers.get(split))
+        split_columns = read_columns(split_path, source.readers.get(split))
+        missing = [c for c in (text, label) if c not in split_columns]
         if missing:
             raise DatasetError(
-                f"{p.name} has no column {missing[0]!r}; its columns are {', '.join(columns)}"
+                f"{split_name} has no column {missing[0]!r} (its columns are "
+                f"{', '.join(split_columns)}); the {split} split needs the same columns as "
+                f"{train_name}"
             )
-    auto_text, auto_label, reasons = choose_columns(columns)
-    text = text_column or auto_text
-    label = label_column or (auto_label if auto_label != text else None)
-    if text_column:
-        reasons["text"] = "you chose it"
-    if label_column:
-        reasons["label"] = "you chose it"
-    if not label or label == text:
-        raise DatasetError("The text and label columns must differ")
-    labels = sorted({"" if v is None else str(v) for v in columns[label]} - {""})
-    if len(labels) < 2:
-        raise DatasetError(f"Column {label!r} has fewer than two labels; nothing to classify")
-    if len(labels) > max(50, len(columns[label]) // 2):
+        split_labels = [y for y in map(_as_label, split_columns[label]) if y != ""]
+        unseen = Counter(y for y in split_labels if y not in set(labels))
+        if unseen:
+            shown = ", ".join(f"{y!r} ({_rows(n)})" for y, n in unseen.most_common(5))
+            raise DatasetError(
+                f"{split_name} has label(s) that {train_name} lacks: {shown}. Every label of "
+                "the validation and test splits must occur in training"
+            )
+        total += len(split_labels)
+    if total < MIN_ROWS:
+        with_splits = " (split files included)" if total > len(train_labels) else ""
         raise DatasetError(
-            f"Column {label!r} has {len(labels)} distinct values in {len(columns[label])} rows: "
-            "it does not look like class labels. Name the label column, e.g. "
-            "\"the label is in column 'category'\""
+            f"{train_name} has only {total} labelled row(s){with_splits}; tunesmith "
+            f"needs at least {MIN_ROWS} to train and keep some apart for validation and test. "
+            "Add rows: a few dozen per label is a sensible minimum"
         )
-    files = find_split_files(p)
-    sha = {name: recipe.file_sha256(f) for name, f in files.items() if f}
+    warnings += carve_warnings(train_labels, source.files)
+    sha = {
+        name: recipe.source_sha256(f, source.readers.get(name))
+        for name, f in source.files.items()
+        if f
+    }
     return DataSpec(
-        files=files,
+        files=source.files,
         text_column=text,
         label_column=label,
         labels=labels,
@@ -229,6 +415,8 @@ def inspect_data(
         split_seed=split_seed,
         columns=list(columns),
         reasons=reasons,
+        readers=source.readers,
+        warnings=warnings,
     )
 
 
@@ -238,3 +426,5 @@ def load_split_rows(spec: DataSpec) -> dict[str, tuple[list[str], list[str]]]:
         return recipe.load_splits(spec.to_dict())
     except KeyError as exc:
         raise DatasetError(f"A split file lacks the column {exc}") from exc
+    except Exception as exc:  # a file changed or vanished since it was inspected
+        raise DatasetError(f"Could not read the data: {_first_line(exc)}") from exc

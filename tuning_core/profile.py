@@ -1,22 +1,32 @@
 """Profile labelled rows: sizes, label balance, token lengths, duplicates, empty rows, leakage.
 
 Owns `DataProfile` and `profile_rows`. Token lengths are counted with the candidate model's own
-tokenizer (read from its `tokenizer.json` with `tokenizers`, which does not load torch). What to
-do about the findings is the recommender's business.
+tokenizer (read from its `tokenizer.json` with `tokenizers`, which does not load torch); on more
+than `LENGTH_SAMPLE` training rows they are counted on a fixed-seed sample of that many (plus
+the `LONGEST_EXTRA` longest texts by characters, for the maximum), which keeps a million rows
+to a few seconds. The data-quality findings (duplicates, near duplicates, conflicts, leakage,
+rare labels, ...) come from `tuning_core.quality.analyse` and are stored as dicts. What to do
+about them is the recommender's and the conversation's business.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from tuning_core import recipe
+import numpy as np
+
+from tuning_core import quality, recipe
 from tuning_core.errors import ModelError
 
 LENGTH_THRESHOLDS = (*range(8, 513, 8), 1024, 2048, 4096, 8192)
+LENGTH_SAMPLE = 200_000  # training rows whose tokens are counted (a fixed-seed sample beyond)
+LONGEST_EXTRA = 1_000  # ... plus this many longest texts (by characters), for the maximum
+LENGTH_SEED = 0
+TOP_FINDINGS = 5  # findings shown first in summary_lines
 
 
 @dataclass
@@ -27,18 +37,29 @@ class DataProfile:
     token_lengths: dict[str, int]  # p50, p90, p99, max (with special tokens)
     share_longer_than: dict[str, float]  # threshold -> share of training rows longer
     exact_duplicates: int  # training rows whose text already appeared earlier in training
-    conflicting_texts: int  # distinct texts that carry more than one label
-    empty_texts: int
+    conflicting_texts: int  # distinct (normalised) texts that carry more than one label
+    empty_texts: int  # training texts empty, whitespace-only or a placeholder ("nan", "null")
     leaked_texts: dict[str, int]  # split -> its texts that also appear in training
     tokenizer: str = ""
     notes: list[str] = field(default_factory=list)
+    # added with the data-quality findings (defaults keep older saved profiles loadable)
+    near_duplicates: int = 0  # distinct training texts near-duplicating another training text
+    leaked_near: dict[str, int] = field(default_factory=dict)  # split -> near (not exact) leaks
+    findings: list[dict] = field(default_factory=list)  # quality.Finding.to_dict(), worst first
+    length_rows: int = 0  # training rows whose tokens were counted (a sample on big data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DataProfile:
-        return cls(**raw)
+        """Accepts profiles saved by older versions (missing fields take their defaults) and
+        ignores fields it does not know."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def finding_objects(self) -> list[quality.Finding]:
+        return [quality.Finding.from_dict(f) for f in self.findings]
 
     def truncated_share(self, max_length: int) -> float:
         """Share of training rows longer than `max_length` (exact at the stored thresholds)."""
@@ -49,20 +70,40 @@ class DataProfile:
         return known[max(below)] if below else 1.0
 
     def summary_lines(self) -> list[str]:
+        """The top findings first ("[severity] title"), then the profile's figures."""
+        lines = [f"[{f['severity']}] {f['title']}" for f in self.findings[:TOP_FINDINGS]]
+        more = len(self.findings) - TOP_FINDINGS
+        if more > 0:
+            lines.append(f"(and {more} more finding{'s' if more > 1 else ''})")
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.label_counts.items()))
         lengths = self.token_lengths
-        lines = [
+        counted = ""
+        if self.length_rows and self.length_rows < self.rows.get("train", 0):
+            counted = f" (counted on {self.length_rows:,} sampled rows)"
+        lines += [
             "Rows: " + ", ".join(f"{k} {v}" for k, v in self.rows.items()),
             f"Labels (train): {counts}; imbalance {self.imbalance_ratio:.1f}x",
             f"Tokens per text: median {lengths['p50']}, p90 {lengths['p90']}, "
-            f"p99 {lengths['p99']}, max {lengths['max']}",
-            f"Exact duplicates in train: {self.exact_duplicates}; texts with conflicting "
-            f"labels: {self.conflicting_texts}; empty texts: {self.empty_texts}",
+            f"p99 {lengths['p99']}, max {lengths['max']}{counted}",
+            f"Exact duplicates in train: {self.exact_duplicates}; near duplicates: "
+            f"{self.near_duplicates}; texts with conflicting labels: {self.conflicting_texts}; "
+            f"empty texts: {self.empty_texts}",
         ]
-        leaks = {k: v for k, v in self.leaked_texts.items() if v}
+        leaks = {
+            k: (v, self.leaked_near.get(k, 0))
+            for k, v in self.leaked_texts.items()
+            if v or self.leaked_near.get(k, 0)
+        }
+        for k, v in self.leaked_near.items():
+            if v and k not in leaks:
+                leaks[k] = (0, v)
         if leaks:
             lines.append(
-                "Leakage: " + ", ".join(f"{v} {k} texts also in train" for k, v in leaks.items())
+                "Leakage: "
+                + ", ".join(
+                    f"{v} {k} texts also in train" + (f" (+{near} near duplicates)" if near else "")
+                    for k, (v, near) in leaks.items()
+                )
             )
         return lines + self.notes
 
@@ -78,8 +119,14 @@ def token_counter(model_name: str):
         tok.no_truncation()
         tok.no_padding()
 
+        encode = getattr(tok, "encode_batch_fast", tok.encode_batch)  # no offsets: faster
+
         def count(texts: list[str]) -> list[int]:
-            return [len(e.ids) for e in tok.encode_batch(texts)]
+            # in batches: an Encoding holds far more than its length (tokens, offsets, masks)
+            lengths: list[int] = []
+            for start in range(0, len(texts), 10_000):
+                lengths += [len(e.ids) for e in encode(texts[start : start + 10_000])]
+            return lengths
 
         return count
     if not path.exists():
@@ -98,40 +145,75 @@ def token_counter(model_name: str):
     return count_slow
 
 
-def _percentile(sorted_values: list[int], q: float) -> int:
-    if not sorted_values:
+def _percentile(sorted_values, q: float) -> int:
+    """The nearest-rank percentile of ascending values (a list or an array)."""
+    if not len(sorted_values):
         return 0
     k = max(0, min(len(sorted_values) - 1, math.ceil(q * len(sorted_values)) - 1))
-    return sorted_values[k]
+    return int(sorted_values[k])
 
 
-def profile_rows(splits: dict[str, tuple[list[str], list[str]]], model_name: str) -> DataProfile:
-    """Profile rows already split (as `tuning_core.data.load_split_rows` returns them)."""
+def _length_rows(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(sample, longest): rows whose tokens to count. All rows up to LENGTH_SAMPLE; beyond, a
+    fixed-seed random sample of LENGTH_SAMPLE rows (unbiased percentiles and shares) and the
+    LONGEST_EXTRA longest texts by characters (so the maximum is not missed)."""
+    n = len(texts)
+    if n <= LENGTH_SAMPLE:
+        return np.arange(n), np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng(LENGTH_SEED)
+    sample = np.sort(rng.choice(n, LENGTH_SAMPLE, replace=False))
+    chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
+    longest = np.argpartition(chars, n - LONGEST_EXTRA)[n - LONGEST_EXTRA :]
+    return sample, np.setdiff1d(longest, sample)
+
+
+def profile_rows(
+    splits: dict[str, tuple[list[str], list[str]]],
+    model_name: str,
+    max_length: int | None = None,
+) -> DataProfile:
+    """Profile rows already split (as `tuning_core.data.load_split_rows` returns them).
+
+    Counts tokens once (on a sample beyond LENGTH_SAMPLE training rows) and runs the quality
+    analysis; `max_length`, when given, adds the share of training texts it would truncate.
+    """
     texts, labels = splits["train"]
     counts = Counter(labels)
     imbalance = max(counts.values()) / max(1, min(counts.values())) if counts else 0.0
-    lengths = sorted(token_counter(model_name)(texts)) if texts else []
+    sample, longest = _length_rows(texts)
+    counter = token_counter(model_name) if texts else None
+    sample_lengths = np.array(
+        counter([texts[i] for i in sample.tolist()]) if len(sample) else [], dtype=np.int64
+    )
+    extra_max = max(counter([texts[i] for i in longest.tolist()])) if len(longest) else 0
+    lengths = np.sort(sample_lengths)
     share = {
-        str(t): round(sum(v > t for v in lengths) / max(1, len(lengths)), 4)
+        str(t): round(
+            float(len(lengths) - np.searchsorted(lengths, t, side="right")) / max(1, len(lengths)),
+            4,
+        )
         for t in LENGTH_THRESHOLDS
     }
-    seen: set[str] = set()
-    duplicates = 0
-    labels_by_text: dict[str, set[str]] = {}
-    for text, label in zip(texts, labels, strict=True):
-        key = text.strip()
-        duplicates += key in seen
-        seen.add(key)
-        labels_by_text.setdefault(key, set()).add(label)
-    conflicting = sum(len(v) > 1 for v in labels_by_text.values())
-    leaked = {
-        name: sum(t.strip() in seen for t in rows[0])
-        for name, rows in splits.items()
-        if name != "train"
-    }
+    findings, found = quality.analyse_with_counts(
+        splits,
+        token_lengths={"train": sample_lengths.tolist()},
+        max_length=max_length,
+        token_rows={"train": sample.tolist()},
+    )
     notes = []
     if len(texts) < 500:
         notes.append(f"Small training set ({len(texts)} rows): expect a few points of seed noise.")
+    if len(sample) < len(texts):
+        notes.append(
+            f"Token lengths counted on a random sample of {len(sample):,} of {len(texts):,} "
+            f"training rows (seed {LENGTH_SEED}) plus the {LONGEST_EXTRA:,} longest texts."
+        )
+    search = found["near_search"]
+    if search["sampled"]:
+        notes.append(
+            f"Near-duplicate (Jaccard) search on a sample of {search['searched']:,} of "
+            f"{search['texts']:,} distinct texts."
+        )
     return DataProfile(
         rows={name: len(rows[0]) for name, rows in splits.items()},
         label_counts=dict(sorted(counts.items())),
@@ -140,13 +222,17 @@ def profile_rows(splits: dict[str, tuple[list[str], list[str]]], model_name: str
             "p50": _percentile(lengths, 0.50),
             "p90": _percentile(lengths, 0.90),
             "p99": _percentile(lengths, 0.99),
-            "max": lengths[-1] if lengths else 0,
+            "max": int(max(int(lengths[-1]) if len(lengths) else 0, extra_max)),
         },
         share_longer_than=share,
-        exact_duplicates=duplicates,
-        conflicting_texts=conflicting,
-        empty_texts=sum(not t.strip() for t in texts),
-        leaked_texts=leaked,
+        exact_duplicates=found["exact_duplicates"],
+        conflicting_texts=found["conflicting_texts"],
+        empty_texts=found["empty_texts"],
+        leaked_texts=found["leaked_exact"],
         tokenizer=model_name,
         notes=notes,
+        near_duplicates=found["near_duplicates"],
+        leaked_near=found["leaked_near"],
+        findings=[f.to_dict() for f in findings],
+        length_rows=len(sample),
     )

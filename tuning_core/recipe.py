@@ -11,6 +11,8 @@ Reads top to bottom: settings, data, model, training, evaluation, command line.
 from __future__ import annotations
 
 import argparse
+import csv
+import gzip
 import hashlib
 import json
 import math
@@ -43,36 +45,221 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def read_table(path: str | os.PathLike):
-    """Read a CSV/TSV/JSONL/JSON/Parquet file through `datasets`; returns a `Dataset`."""
+# How to read each split is a plain dict in the data spec's "readers" (one per split), e.g.
+#   {"format": "csv", "delimiter": ";", "encoding": "cp1252", "compression": "gzip"}
+#   {"format": "jsonl", "encoding": "utf-8"}    {"format": "json", "encoding": "utf-8", "field": "data"}
+#   {"format": "parquet"}                        {"format": "arrow_dir", "split": "validation"}
+#   {"format": "tweeteval", "labels": "train_labels.txt", "mapping": "mapping.txt", "encoding": "utf-8"}
+# Without one (an older spec), the format is inferred from the file name.
+DATA_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".tab": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+}
+TWEETEVAL_TEXT, TWEETEVAL_LABELS, TWEETEVAL_MAPPING = "_text.txt", "_labels.txt", "mapping.txt"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def data_suffix(path: str | os.PathLike) -> tuple[str, bool]:
+    """The data suffix of a file name (".csv" for "a.csv.gz") and whether it ends in .gz."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    gzipped = bool(suffixes) and suffixes[-1] == ".gz"
+    if gzipped:
+        suffixes = suffixes[:-1]
+    return (suffixes[-1] if suffixes else ""), gzipped
+
+
+def infer_reader(path: str | os.PathLike) -> dict:
+    """The reader for `path` judged by its name alone (the session records a checked one)."""
+    path = Path(path)
+    if path.is_dir():
+        split = "train" if (path / "dataset_dict.json").exists() else None
+        return {"format": "arrow_dir", "split": split}
+    if path.name.lower().endswith(TWEETEVAL_TEXT):
+        return {"format": "tweeteval"}
+    suffix, gzipped = data_suffix(path)
+    fmt = DATA_SUFFIXES.get(suffix)
+    if fmt is None:
+        raise ValueError(f"unsupported file type {suffix or '(none)'!r} for {path.name}")
+    reader = {"format": fmt}
+    if fmt == "csv":
+        reader["delimiter"] = "\t" if suffix in (".tsv", ".tab") else ","
+    if gzipped:
+        reader["compression"] = "gzip"
+    return reader
+
+
+def is_utf8(encoding: str | None) -> bool:
+    return (encoding or "utf-8").lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
+
+
+def is_gzipped(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a file, decompressed when it is gzipped."""
+    raw = Path(path).read_bytes()
+    return gzip.decompress(raw) if raw.startswith(GZIP_MAGIC) else raw
+
+
+def read_text(path: str | os.PathLike, encoding: str | None = None) -> str:
+    """A (possibly gzipped) text file decoded; a UTF-8 byte-order mark is dropped."""
+    encoding = "utf-8-sig" if is_utf8(encoding) else encoding
+    return read_bytes(path).decode(encoding)
+
+
+def text_lines(path: str | os.PathLike, encoding: str | None = None) -> list[str]:
+    """One entry per line; only \\n (or \\r\\n) ends a line, as in TweetEval's files."""
+    text = read_text(path, encoding)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def csv_column_names(header: list[str]) -> list[str]:
+    """Column names from a CSV header: a blank one becomes column_N, a repeated one gets .1, .2."""
+    names: list[str] = []
+    for i, name in enumerate(header):
+        base = name if name.strip() else f"column_{i + 1}"
+        candidate, k = base, 0
+        while candidate in names:
+            k += 1
+            candidate = f"{base}.{k}"
+        names.append(candidate)
+    return names
+
+
+def _csv_header(path: Path, delimiter: str, encoding: str | None) -> list[str]:
+    encoding = "utf-8-sig" if is_utf8(encoding) else encoding
+    opener = gzip.open if is_gzipped(path) else open
+    with opener(path, "rt", encoding=encoding, newline="") as fh:
+        for record in csv.reader(fh, delimiter=delimiter):
+            if record and not (len(record) == 1 and not record[0].strip()):  # pandas skips those
+                return csv_column_names(record)
+    raise ValueError(f"{Path(path).name} is empty")
+
+
+def tweeteval_mapping(path: str | os.PathLike, encoding: str | None = None) -> dict[str, str]:
+    """TweetEval's mapping.txt: lines such as "0<TAB>anger" or "0 anger" (index, then name)."""
+    mapping = {}
+    for line in text_lines(path, encoding):
+        parts = line.strip().split(None, 1)
+        if len(parts) == 2:
+            mapping[parts[0]] = parts[1].strip()
+    return mapping
+
+
+def tweeteval_paths(
+    path: str | os.PathLike, reader: dict | None = None
+) -> tuple[Path, Path | None]:
+    """The labels file and the mapping file (None when absent) beside a TweetEval text file."""
+    path, reader = Path(path), reader or {}
+    prefix = path.name[: -len(TWEETEVAL_TEXT)]
+    labels = path.with_name(reader.get("labels") or prefix + TWEETEVAL_LABELS)
+    mapping_name = reader.get("mapping", TWEETEVAL_MAPPING)
+    mapping = path.with_name(mapping_name) if mapping_name else None
+    return labels, (mapping if mapping is not None and mapping.exists() else None)
+
+
+def read_tweeteval(path: str | os.PathLike, reader: dict | None = None) -> dict[str, list[str]]:
+    """TweetEval's paired layout: one text per line, its label index on the same line of
+    `<split>_labels.txt`, named through mapping.txt."""
+    encoding = (reader or {}).get("encoding")
+    labels_path, mapping_path = tweeteval_paths(path, reader)
+    texts = text_lines(path, encoding)
+    labels = [line.strip() for line in text_lines(labels_path, encoding)]
+    if len(texts) != len(labels):
+        raise ValueError(
+            f"{Path(path).name} has {len(texts)} lines but {labels_path.name} has {len(labels)}"
+        )
+    mapping = tweeteval_mapping(mapping_path, encoding) if mapping_path else {}
+    return {"text": texts, "label": [mapping.get(y, y) for y in labels]}
+
+
+def read_table(path: str | os.PathLike, reader: dict | None = None):
+    """Read one split through `datasets` as `reader` says (see above); returns a `Dataset`.
+
+    CSV cells are read as strings exactly as written (an integer label is "1", a text "NA" or
+    "null" stays text, an empty cell is ""), so that a late empty cell cannot break the types.
+    """
     import datasets
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     path = Path(path)
-    suffixes = [s.lower() for s in path.suffixes]
-    kind = suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1 else None
-    kind = kind or (suffixes[-1] if suffixes else "")
-    # keep_default_na=False: a tweet that reads "NA" or "null" stays text, an empty cell stays "".
-    csv_options = {"keep_default_na": False}
-    if kind == ".csv":
-        builder, options = "csv", csv_options
-    elif kind in (".tsv", ".tab"):
-        builder, options = "csv", {**csv_options, "sep": "\t"}
-    elif kind in (".jsonl", ".json", ".ndjson"):
-        builder, options = "json", {}
-    elif kind == ".parquet":
-        builder, options = "parquet", {}
-    else:
-        raise ValueError(f"unsupported file type {kind or '(none)'!r} for {path.name}")
-    return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
+    reader = dict(reader or infer_reader(path))
+    fmt, encoding = reader.get("format"), reader.get("encoding")
+    if fmt == "csv":
+        delimiter = reader.get("delimiter") or ","
+        names = _csv_header(path, delimiter, encoding)
+        return datasets.load_dataset(
+            "csv",
+            data_files=str(path),
+            split="train",
+            sep=delimiter,
+            header=0,
+            names=names,
+            features=datasets.Features({name: datasets.Value("string") for name in names}),
+            keep_default_na=False,
+            encoding="utf-8" if is_utf8(encoding) else encoding,
+        )
+    if fmt in ("json", "jsonl"):
+        field = reader.get("field")
+        if is_utf8(encoding) and not field:
+            return datasets.load_dataset("json", data_files=str(path), split="train")
+        text = read_text(path, encoding)
+        if fmt == "jsonl":
+            records = [json.loads(line) for line in text.split("\n") if line.strip()]
+        else:
+            records = json.loads(text)
+            records = records[field] if field else records
+        return datasets.Dataset.from_list(records)
+    if fmt == "parquet":
+        if is_gzipped(path):
+            import io
+
+            import pyarrow.parquet as pq
+            from datasets.table import InMemoryTable
+
+            return datasets.Dataset(InMemoryTable(pq.read_table(io.BytesIO(read_bytes(path)))))
+        return datasets.load_dataset("parquet", data_files=str(path), split="train")
+    if fmt == "arrow_dir":
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            split = reader.get("split") or "train"
+            if split not in loaded:
+                raise ValueError(f"{path.name} has no split {split!r}; it has {', '.join(loaded)}")
+            return loaded[split]
+        return loaded
+    if fmt == "tweeteval":
+        return datasets.Dataset.from_dict(read_tweeteval(path, reader))
+    raise ValueError(f"unknown data format {fmt!r} for {path.name}")
 
 
-def read_rows(path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+def column_values(table, name: str) -> list:
+    """A column as a list; class indices of a `ClassLabel` column become their names."""
+    values = list(table[name])
+    feature = table.features.get(name)
+    names = getattr(feature, "names", None)
+    if type(feature).__name__ == "ClassLabel" and names:
+        values = [names[v] if isinstance(v, int) and 0 <= v < len(names) else None for v in values]
+    return values
+
+
+def read_rows(
+    path, text_column: str, label_column: str, reader: dict | None = None
+) -> tuple[list[str], list[str]]:
     """Texts and labels as strings; a missing text becomes "", rows without a label are dropped."""
-    table = read_table(path)
-    texts = ["" if t is None else str(t) for t in table[text_column]]
-    labels = ["" if y is None else str(y) for y in table[label_column]]
+    table = read_table(path, reader)
+    texts = ["" if t is None else str(t) for t in column_values(table, text_column)]
+    labels = ["" if y is None else str(y) for y in column_values(table, label_column)]
     keep = [i for i, y in enumerate(labels) if y != ""]  # a row without a label teaches nothing
     return [texts[i] for i in keep], [labels[i] for i in keep]
 
@@ -100,9 +287,13 @@ def stratified_carve(labels: list[str], share: float, seed: int) -> tuple[list[i
 
 def load_splits(data: dict) -> dict[str, tuple[list[str], list[str]]]:
     """train/validation/test rows as the data spec says: given files, or carved with its seed."""
-    files = data["files"]
+    files, readers = data["files"], data.get("readers") or {}
     text_col, label_col = data["text_column"], data["label_column"]
-    rows = {name: read_rows(files[name], text_col, label_col) for name in SPLITS if files.get(name)}
+    rows = {
+        name: read_rows(files[name], text_col, label_col, readers.get(name))
+        for name in SPLITS
+        if files.get(name)
+    }
     texts, labels = rows["train"]
     seed = int(data.get("split_seed", 42))
     for offset, name in enumerate(("test", "validation")):  # carve test first, then validation
@@ -115,12 +306,35 @@ def load_splits(data: dict) -> dict[str, tuple[list[str], list[str]]]:
     return rows
 
 
+def source_sha256(path: str | os.PathLike, reader: dict | None = None) -> str:
+    """The sha256 of what a split reads: the file itself, or for a TweetEval text file and a
+    saved-dataset folder, of its files (names and contents) together."""
+    path, reader = Path(path), reader or {}
+    if path.is_dir():
+        root = path / reader["split"] if reader.get("split") else path
+        root = root if root.is_dir() else path
+        parts = sorted(
+            p for p in root.rglob("*") if p.is_file() and not p.name.startswith("cache-")
+        )
+        base = root
+    elif reader.get("format") == "tweeteval" or path.name.lower().endswith(TWEETEVAL_TEXT):
+        labels, mapping = tweeteval_paths(path, reader)
+        parts, base = [path, labels] + ([mapping] if mapping else []), path.parent
+    else:
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(f"{part.relative_to(base).as_posix()}\0{file_sha256(part)}\n".encode())
+    return digest.hexdigest()
+
+
 def check_checksums(data: dict) -> list[str]:
-    """Files whose sha256 differs from the one recorded in the data spec."""
+    """Splits whose data differs from the sha256 recorded in the data spec."""
     changed = []
+    readers = data.get("readers") or {}
     for name, expected in data.get("sha256", {}).items():
         path = data["files"].get(name)
-        if path and file_sha256(path) != expected:
+        if path and source_sha256(path, readers.get(name)) != expected:
             changed.append(f"{name}: {path}")
     return changed
 
