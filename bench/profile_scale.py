@@ -290,6 +290,8 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     profile_total = round(stages["profile_s"] + stages["baseline_s"], 1)
+    # the target counts what a person waits for: reading the file, profiling it, the baseline
+    whole = round(stages["load_s"] + profile_total, 1)
     near_sampled = any(
         n.startswith("Near-duplicate (Jaccard) search on a sample") for n in profile.notes
     )
@@ -308,8 +310,9 @@ def main() -> int:
         "planted": planted,
         "stages_s": stages,
         "profile_plus_baseline_s": profile_total,
+        "load_profile_baseline_s": whole,
         "target_s": TARGET_S,
-        "met_time": profile_total < TARGET_S,
+        "met_time": whole < TARGET_S,
         "peak_memory_mb": peak,
         "near_duplicate_search": "sampled" if near_sampled else "all distinct texts",
         "load_average_after": load_average,
@@ -333,7 +336,7 @@ def main() -> int:
     }
     print(json.dumps({k: result[k] for k in ("stages_s", "peak_memory_after_stage_mb")}))
     print(
-        f"profile + baseline: {profile_total} s (target < {TARGET_S} s: "
+        f"load + profile + baseline: {whole} s (target < {TARGET_S} s: "
         f"{'met' if result['met_time'] else 'MISSED'}); peak memory {peak} MB (target < "
         f"{TARGET_MB} MB: {'met' if result['met_memory'] else 'MISSED'})"
     )
@@ -348,8 +351,8 @@ def main() -> int:
         f"\n## profile_scale — {result['date']}\n\n"
         f"- machine: {result['machine']}; {versions}\n"
         f"- {args.rows:,} rows ({size_mb} MB CSV; splits {rows}): load {stages['load_s']} s, "
-        f"profile {stages['profile_s']} s, sampled baseline {stages['baseline_s']} s; profile + "
-        f"baseline {profile_total} s (target < {TARGET_S} s: "
+        f"profile {stages['profile_s']} s, sampled baseline {stages['baseline_s']} s; load + "
+        f"profile + baseline {whole} s (target < {TARGET_S} s: "
         f"{'met' if result['met_time'] else 'missed'})\n"
         f"- peak memory (ru_maxrss, whole process) {peak} MB (target < {TARGET_MB} MB: "
         f"{'met' if result['met_memory'] else 'missed'}); running peak after each stage "

@@ -245,7 +245,9 @@ def read_table(path: str | os.PathLike, reader: dict | None = None):
 
 def column_values(table, name: str) -> list:
     """A column as a list; class indices of a `ClassLabel` column become their names."""
-    values = list(table[name])
+    # through Arrow: iterating a datasets Column row by row costs ~12 s per million rows
+    column = table.with_format("arrow")[name]
+    values = column.to_pylist() if hasattr(column, "to_pylist") else list(table[name])
     feature = table.features.get(name)
     names = getattr(feature, "names", None)
     if type(feature).__name__ == "ClassLabel" and names:
