@@ -652,10 +652,13 @@ class Planner:
         self._analyse(new_spec)
         if self.state.stage not in ("review", "plan"):
             self._go("review")
-        return [
+        replies = [
             Reply(f"Done: {what}. Saved as version v{version} in the session, and profiled again."),
             Reply(self.reading_text()),
         ]
+        if self.state.stage == "review":
+            replies.append(Reply(self._review_question()))
+        return replies
 
     def _fix_options(self, fix: str) -> dict:
         """The options the finding that suggested `fix` measured (e.g. the rare-label threshold)."""
