@@ -41,7 +41,7 @@ HELP = """**What I can do:** fine-tune a text classifier on your labelled file, 
 - Ask: `why LoRA?`, `why this learning rate?`, `what is macro-F1?`
 
 **Commands:** `/help` this text · `/status` where we are · `/back` one step back ·
-`/data` how I read the data · `/findings` every data finding with sample rows · `/run` start
+`/forecast` time a few real steps and forecast memory and time · `/data` how I read the data · `/findings` every data finding with sample rows · `/run` start
 training · `/stop` stop training (it can resume) · `/export DIR` write the reproducible bundle."""
 
 GREETING = """Hi! I'm **tunesmith**. I help you fine-tune a pretrained model on your labelled text
@@ -136,6 +136,8 @@ class PlannerState:
     source: str | None = None  # the person's own file (a fixed version lives in the session)
     data_versions: list[dict] = field(default_factory=list)
     pending_fix: str | None = None
+    forecast: dict | None = None
+    calibration: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,7 +230,16 @@ class Planner:
             report = runs.read_report(run_dir)
             if report is None:
                 return [Reply("The run finished but left no report; see worker.log.", "error")]
+            from tuning_core.forecast import compare
+
+            forecast_file = run_dir / "forecast.json"
+            checked = None
+            if forecast_file.exists():
+                events, _ = runs.read_events(run_dir)
+                checked = compare(json.loads(forecast_file.read_text()), events, status)
+                runs.write_json_atomic(run_dir / "forecast_check.json", checked)
             self.state.report = {
+                "forecast_check": checked,
                 "validation": report["validation"],
                 "test": report["test"],
                 "metric": report["metric"],
@@ -276,6 +287,10 @@ class Planner:
             return self._export(arg)
         if name == "plan":
             return [self._plan_reply()] if self.state.plan else [Reply("There is no plan yet.")]
+        if name == "forecast":
+            if not self.state.plan:
+                return [Reply("There is no plan yet.")]
+            return [Reply(self._forecast_line(timed=True))]
         if name in ("findings", "data"):
             if not self.state.profile:
                 return [Reply("Load a data file first.")]
@@ -681,13 +696,59 @@ class Planner:
                 lines.append(f"- **{label}: {value}** (you asked for it)")
             else:
                 lines.append(f"- **{label}:** {value} — {reasons.get(name, {}).get('text', '')}")
-        estimate = self._estimate()
         lines += [
             "",
-            f"Rough training time on this machine: **~{estimate:g} min**. "
+            self._forecast_line(),
+            "",
             "Press **Enter** (or `/run`) to train, or tell me what to change.",
         ]
         return Reply("\n".join(lines), "plan")
+
+    def _forecast_line(self, timed: bool = False) -> str:
+        forecast = self._forecast(timed)
+        if forecast is None:
+            return f"Rough training time on this machine: **~{self._estimate():g} min**."
+        resources = self.state.resources or {}
+        gpus = resources.get("gpus") or []
+        memory_gb = max((g["memory_gb"] for g in gpus), default=0) or resources.get("ram_gb", 0)
+        line = f"**Forecast:** {forecast['describe']}."
+        if memory_gb and forecast["peak_memory_mb"] > 0.8 * memory_gb * 1024:
+            line += (
+                f" ⚠ That is over 80% of the {memory_gb:.0f} GiB here: try `use LoRA rank 8`, "
+                "a smaller `batch size`, or a shorter `max length`."
+            )
+        return line
+
+    def _forecast(self, timed: bool = False) -> dict | None:
+        """Peak memory and time for the current plan; with `timed`, corrected by timing a few
+        real steps on this machine (a subprocess, a few seconds; cached per plan shape)."""
+        from tuning_core.forecast import calibrate, forecast_run
+        from tuning_core.profile import DataProfile
+
+        if not (self.state.plan and self.state.profile and self.state.spec):
+            return None
+        plan = Plan.from_dict(self.state.plan)
+        key = json.dumps(
+            [plan.base_model, plan.batch_size, plan.max_length, plan.freezing, plan.freeze_layers,
+             plan.lora_rank, self.state.spec.get("sha256")],
+            sort_keys=True,
+        )  # fmt: skip
+        calibration = self.state.calibration or {}
+        if timed and calibration.get("key") != key:
+            calibration = {"key": key, **calibrate(plan, self.state.spec)}
+            self.state.calibration = calibration
+        if "error" in calibration or calibration.get("key") != key:
+            calibration = {}
+        forecast = forecast_run(
+            plan,
+            DataProfile.from_dict(self.state.profile),
+            len(self.state.spec["labels"]),
+            calibration,
+        )
+        result = forecast.to_dict()
+        result["describe"] = forecast.describe()
+        self.state.forecast = result
+        return result
 
     def _estimate(self) -> float:
         from tuning_core.hardware import Resources
@@ -819,14 +880,17 @@ class Planner:
         self.state.run_count += 1
         run_id = f"run-{self.state.run_count}"
         run_dir = self.runs_dir / run_id
+        forecast_line = self._forecast_line(timed=True)  # time a few real steps first
         runs.prepare_run(run_dir, self.state.plan, self.state.spec)
+        if self.state.forecast:
+            runs.write_json_atomic(run_dir / "forecast.json", self.state.forecast)
         runs.start_worker(run_dir)
         self.state.run_id, self.state.run_dir = run_id, str(run_dir)
         self.state.report = None
         self._go("run")
         return [
             Reply(
-                f"Training started (`{run_id}`, ~{self._estimate():g} min). It runs in its own "
+                f"{forecast_line}\n\nTraining started (`{run_id}`). It runs in its own "
                 "process: you can close this window and come back with `tunesmith "
                 f"--session {self.runs_dir.parent.name}` or the app's session picker (ctrl+o)."
             )
@@ -855,6 +919,18 @@ class Planner:
                     f"{tfidf['validation']:.4f}, so the fine-tuned model is **{gain:+.4f}**"
                     + (" better" if gain > 0 else " — it does not beat the baseline")
                 )
+        checked = report.get("forecast_check")
+        if checked and checked.get("measured_peak_mb"):
+            line = (
+                f"- Forecast vs measured: peak memory {checked['forecast_peak_mb']:,.0f} vs "
+                f"{checked['measured_peak_mb']:,.0f} MB ({checked['memory_error']:+.0%})"
+            )
+            if checked.get("measured_seconds_per_epoch"):
+                line += (
+                    f"; first epoch {checked['forecast_seconds_per_epoch']:,.0f} vs "
+                    f"{checked['measured_seconds_per_epoch']:,.0f} s ({checked['time_error']:+.0%})"
+                )
+            lines.append(line)
         lines += [
             "",
             "| class | precision | recall | F1 | support |",

@@ -2,25 +2,32 @@
 
 This package owns two TOML files and the small amount of code that reads them:
 
-* ``models.toml`` -- the model catalogue, one ``[[model]]`` table per pretrained encoder
-  that tunesmith knows how to fine-tune (size, depth, width, longest input, languages,
+* ``models.toml`` -- the model catalogue, one ``[[model]]`` table per pretrained model
+  that tunesmith knows how to fine-tune: encoders for classification, and small decoder
+  LLMs for later instruction tuning (kind, size, depth, width, longest input, languages,
   domain, licence, architecture, LoRA target modules, and where the facts come from).
 * ``notes.toml`` -- the technique notes, one ``[[note]]`` table per rule the recommender
   applies, each with a short explanation and its source (a paper, or a measurement in
   BASELINES.md).
 
-It does loading and validation only. Which model or technique to pick for a given data
-profile is decided by the recommendation rules in ``tuning_core``, not here.
+It does loading, validation and plain filtering (``models_by``) only. Which model or
+technique to pick for a given data profile is decided by the recommendation rules in
+``tuning_core``, not here.
 
 Field conventions in the catalogue:
 
-* ``params_m`` counts the encoder's parameters (embeddings included, no task head), in
-  millions.
+* ``kind`` is ``"encoder"`` (a bidirectional model fine-tuned with a task head) or
+  ``"decoder"`` (a causal LM). Every catalogue entry states it; the dataclass defaults it
+  to ``"encoder"`` only so that cards built in code for unknown models keep working.
+* ``params_m`` counts the bare model's parameters (embeddings included, no task or LM
+  head), in millions. For decoders with tied embeddings that is the whole checkpoint.
 * ``max_positions`` is the longest input, in tokens including special tokens, the model
-  accepts (its tokenizer's ``model_max_length``). For the RoBERTa family this is two less
-  than ``config.max_position_embeddings``, since two position slots are reserved.
+  accepts: for encoders its tokenizer's ``model_max_length`` (for the RoBERTa family two
+  less than ``config.max_position_embeddings``, since two position slots are reserved);
+  for decoders the context length of the checkpoint (``config.max_position_embeddings``).
 * ``architecture`` is the transformers ``model_type``; ``lora_targets`` are the names of
-  the attention ``nn.Linear`` modules in that architecture's transformers implementation.
+  ``nn.Linear`` modules in that architecture's transformers implementation: the query and
+  value projections for encoders, every attention and MLP projection for decoders.
 
 Only the standard library is imported, so importing this package stays cheap and never
 pulls in torch, transformers or textual.
@@ -31,6 +38,7 @@ from __future__ import annotations
 import difflib
 import functools
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -39,6 +47,7 @@ from typing import Any
 __all__ = [
     "DOMAINS",
     "EMBEDDED_MODEL_ID",
+    "KINDS",
     "REQUIRED_NOTE_IDS",
     "KnowledgeError",
     "ModelCard",
@@ -47,6 +56,7 @@ __all__ = [
     "get_note",
     "load_catalogue",
     "load_notes",
+    "models_by",
     "validate_catalogue",
     "validate_notes",
 ]
@@ -54,6 +64,9 @@ __all__ = [
 EMBEDDED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 DOMAINS = frozenset({"general", "tweets", "biomedical", "legal", "finance", "code"})
+
+# Encoders take a task head (classification, tagging); decoders are causal LMs.
+KINDS = frozenset({"encoder", "decoder"})
 
 # The note ids the recommender cites; load_notes() fails if any is missing.
 REQUIRED_NOTE_IDS: tuple[str, ...] = (
@@ -86,7 +99,12 @@ _NOTES_FILE = "notes.toml"
 
 @dataclass(frozen=True)
 class ModelCard:
-    """One pretrained encoder in the catalogue."""
+    """One pretrained model in the catalogue.
+
+    ``kind`` defaults to ``"encoder"`` so that code building a card for a model outside the
+    catalogue (``tuning_core.recommend.model_facts``) need not name it; ``models.toml``
+    entries must state it all the same (``validate_catalogue`` rejects an entry without).
+    """
 
     id: str
     params_m: float
@@ -101,6 +119,7 @@ class ModelCard:
     embedded: bool
     source: str
     summary: str
+    kind: str = "encoder"
 
 
 @dataclass(frozen=True)
@@ -126,7 +145,7 @@ class KnowledgeError(ValueError):
 # --------------------------------------------------------------------------- validation
 
 _INT_FIELDS = ("layers", "hidden", "max_positions")
-_STR_FIELDS = ("id", "domain", "licence", "architecture", "source", "summary")
+_STR_FIELDS = ("id", "kind", "domain", "licence", "architecture", "source", "summary")
 _STR_TUPLE_FIELDS = ("languages", "lora_targets")
 _MODEL_FIELDS = tuple(f.name for f in fields(ModelCard))
 _NOTE_FIELDS = tuple(f.name for f in fields(Note))
@@ -237,16 +256,18 @@ def validate_catalogue(raw: dict) -> dict[str, ModelCard]:
                 f"{label}: field 'embedded' must be true or false, "
                 f"got {type(entry['embedded']).__name__}"
             )
-        domain = entry.get("domain")
-        if isinstance(domain, str) and domain.strip() and domain not in DOMAINS:
-            problems.append(
-                f"{label}: field 'domain' is {entry['domain']!r}, "
-                f"expected one of {', '.join(sorted(DOMAINS))}"
-            )
+        for name, allowed in (("kind", KINDS), ("domain", DOMAINS)):
+            value = entry.get(name)
+            if isinstance(value, str) and value.strip() and value not in allowed:
+                problems.append(
+                    f"{label}: field {name!r} is {value!r}, "
+                    f"expected one of {', '.join(sorted(allowed))}"
+                )
         if len(problems) == before:
             cards.append(
                 ModelCard(
                     id=entry["id"],
+                    kind=entry["kind"],
                     params_m=float(entry["params_m"]),
                     layers=entry["layers"],
                     hidden=entry["hidden"],
@@ -358,6 +379,45 @@ def get_model(name: str) -> ModelCard | None:
         if _bare(model_id.casefold()) == wanted:
             return card
     return None
+
+
+def models_by(
+    kind: str | None = None,
+    domain: str | None = None,
+    language: str | None = None,
+    max_params_m: float | None = None,
+    licence_ok: Callable[[str], bool] | None = None,
+) -> list[ModelCard]:
+    """The catalogue entries that pass every given filter, smallest first (then by id).
+
+    A plain filter, no ranking: ``kind`` and ``domain`` must equal the card's; ``language``
+    (an ISO code, case ignored) matches a card that lists it or is ``"multi"`` -- pass
+    ``"multi"`` itself for the multilingual models only; ``max_params_m`` keeps cards of at
+    most that size; ``licence_ok`` is called with each card's licence string and keeps the
+    card when it returns true. ``None`` skips a filter. An unknown ``kind`` or ``domain``
+    raises ``ValueError`` rather than silently matching nothing.
+    """
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}, expected one of {', '.join(sorted(KINDS))}")
+    if domain is not None and domain not in DOMAINS:
+        raise ValueError(f"unknown domain {domain!r}, expected one of {', '.join(sorted(DOMAINS))}")
+    wanted = language.strip().casefold() if language is not None else None
+
+    def keep(card: ModelCard) -> bool:
+        if kind is not None and card.kind != kind:
+            return False
+        if domain is not None and card.domain != domain:
+            return False
+        if wanted is not None:
+            languages = {lang.casefold() for lang in card.languages}
+            if wanted not in languages and "multi" not in languages:
+                return False
+        if max_params_m is not None and card.params_m > max_params_m:
+            return False
+        return licence_ok is None or bool(licence_ok(card.licence))
+
+    cards = [card for card in load_catalogue().values() if keep(card)]
+    return sorted(cards, key=lambda card: (card.params_m, card.id))
 
 
 def get_note(note_id: str) -> Note:

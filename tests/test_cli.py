@@ -45,6 +45,8 @@ def test_headless_chat_walks_the_whole_path(finished_session):
     assert "Training started" in stdout
     assert "  step " in stdout and "ETA" in stdout  # progress lines while it trains
     assert "eval after epoch 1" in stdout
+    assert "Forecast:" in stdout and "timed on this machine" in stdout
+    assert "Forecast vs measured: peak memory" in stdout
     assert "**Results**" in stdout and "Confusion matrix" in stdout
     assert stdout.index("**Results**") > stdout.index("Training started")
     assert "finished" in stdout.split("> /status", 1)[1]

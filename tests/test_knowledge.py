@@ -16,6 +16,7 @@ import knowledge
 from knowledge import (
     DOMAINS,
     EMBEDDED_MODEL_ID,
+    KINDS,
     REQUIRED_NOTE_IDS,
     KnowledgeError,
     ModelCard,
@@ -24,11 +25,26 @@ from knowledge import (
     get_note,
     load_catalogue,
     load_notes,
+    models_by,
     validate_catalogue,
     validate_notes,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+ENCODER_LORA = {
+    "bert": ("query", "value"),
+    "roberta": ("query", "value"),
+    "xlm-roberta": ("query", "value"),
+    "electra": ("query", "value"),
+    "distilbert": ("q_lin", "v_lin"),
+    "deberta-v2": ("query_proj", "value_proj"),
+    "modernbert": ("Wqkv",),
+}
+DECODER_LORA = {
+    arch: ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    for arch in ("llama", "qwen2")
+}
 
 
 def _raw(filename: str) -> dict:
@@ -38,6 +54,7 @@ def _raw(filename: str) -> dict:
 def _model(model_id: str, **overrides: object) -> dict:
     entry = {
         "id": model_id,
+        "kind": "encoder",
         "params_m": 10.0,
         "layers": 2,
         "hidden": 64,
@@ -79,7 +96,7 @@ def _problems(excinfo: pytest.ExceptionInfo[KnowledgeError]) -> str:
 
 def test_shipped_catalogue_loads() -> None:
     catalogue = load_catalogue()
-    assert len(catalogue) >= 11
+    assert len(catalogue) >= 30
     assert all(isinstance(card, ModelCard) for card in catalogue.values())
     assert all(key == card.id for key, card in catalogue.items())
 
@@ -107,6 +124,40 @@ def test_shipped_catalogue_has_the_models_the_planner_names() -> None:
     assert catalogue["FacebookAI/xlm-roberta-base"].languages == ("multi",)
 
 
+def test_shipped_catalogue_covers_every_family_and_domain() -> None:
+    cards = list(load_catalogue().values())
+    encoders = [card for card in cards if card.kind == "encoder"]
+    architectures = {card.architecture for card in encoders}
+    for family in ("bert", "distilbert", "roberta", "deberta-v2", "electra", "modernbert"):
+        assert family in architectures, family
+    assert any("minilm" in card.id.casefold() for card in encoders)
+    assert any(card.architecture == "xlm-roberta" for card in encoders)
+    # mDeBERTa: the DeBERTa-v2 architecture with a multilingual vocabulary
+    assert any(card.architecture == "deberta-v2" and "multi" in card.languages for card in cards)
+    assert sum("multi" in card.languages for card in encoders) >= 3
+    for domain in DOMAINS:
+        assert any(card.domain == domain for card in encoders), domain
+    assert len([card for card in cards if card.kind == "decoder"]) >= 4
+
+
+def test_every_card_states_a_known_kind() -> None:
+    raw = _raw("models.toml")
+    assert all("kind" in entry for entry in raw["model"])
+    for card in load_catalogue().values():
+        assert card.kind in KINDS, card.id
+        expected = ENCODER_LORA if card.kind == "encoder" else DECODER_LORA
+        assert card.architecture in expected, card.id
+    assert get_model(EMBEDDED_MODEL_ID).kind == "encoder"
+
+
+def test_decoders_target_the_attention_projections() -> None:
+    decoders = [card for card in load_catalogue().values() if card.kind == "decoder"]
+    assert decoders
+    for card in decoders:
+        assert {"q_proj", "v_proj"} <= set(card.lora_targets), card.id
+        assert not card.embedded
+
+
 def test_exactly_one_embedded_model_and_it_is_minilm() -> None:
     embedded = [card for card in load_catalogue().values() if card.embedded]
     assert [card.id for card in embedded] == [EMBEDDED_MODEL_ID]
@@ -128,17 +179,72 @@ def test_shipped_catalogue_facts_are_sane() -> None:
 
 
 def test_lora_targets_match_the_architecture() -> None:
-    expected = {
-        "bert": ("query", "value"),
-        "roberta": ("query", "value"),
-        "xlm-roberta": ("query", "value"),
-        "electra": ("query", "value"),
-        "distilbert": ("q_lin", "v_lin"),
-        "deberta-v2": ("query_proj", "value_proj"),
-        "modernbert": ("Wqkv",),
-    }
+    expected = {**ENCODER_LORA, **DECODER_LORA}
     for card in load_catalogue().values():
         assert card.lora_targets == expected[card.architecture], card.id
+
+
+# Tiny configs (2 layers, width 32) of each catalogued architecture, to check the LoRA target
+# names against the installed transformers' module names without downloading anything.
+_TINY_CONFIGS = {
+    "bert": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "vocab_size": 100,
+    },
+    "distilbert": {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64, "vocab_size": 100},
+    "deberta-v2": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "vocab_size": 100,
+        "relative_attention": True,
+        "pos_att_type": ["p2c", "c2p"],
+    },
+    "modernbert": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        # its default special-token ids sit near 50280, so keep the default vocabulary
+    },
+    "llama": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "intermediate_size": 64,
+        "vocab_size": 100,
+    },
+}
+for _arch in ("roberta", "xlm-roberta", "electra"):
+    _TINY_CONFIGS[_arch] = _TINY_CONFIGS["bert"]
+_TINY_CONFIGS["qwen2"] = _TINY_CONFIGS["llama"]
+
+
+@pytest.mark.parametrize(
+    "architecture", sorted({card.architecture for card in load_catalogue().values()})
+)
+def test_lora_targets_exist_in_transformers(architecture: str) -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = transformers.AutoConfig.for_model(architecture, **_TINY_CONFIGS[architecture])
+    model = transformers.AutoModel.from_config(config)
+    linear_names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+    }
+    targets = {
+        t
+        for card in load_catalogue().values()
+        if card.architecture == architecture
+        for t in card.lora_targets
+    }
+    assert targets <= linear_names, sorted(targets - linear_names)
 
 
 def test_shipped_notes_load_with_every_required_id() -> None:
@@ -188,6 +294,68 @@ def test_shipped_files_validate_as_raw_toml() -> None:
 # ------------------------------------------------------------------------------ lookups
 
 
+def test_models_by_without_filters_is_the_whole_catalogue_by_size() -> None:
+    cards = models_by()
+    assert {card.id for card in cards} == set(load_catalogue())
+    sizes = [card.params_m for card in cards]
+    assert sizes == sorted(sizes)
+
+
+def test_models_by_kind_and_size() -> None:
+    decoders = models_by(kind="decoder")
+    assert len(decoders) >= 4 and all(card.kind == "decoder" for card in decoders)
+    small = models_by(kind="encoder", max_params_m=70)
+    assert small and all(card.kind == "encoder" and card.params_m <= 70 for card in small)
+    assert EMBEDDED_MODEL_ID in [card.id for card in small]
+    assert models_by(max_params_m=0.001) == []
+
+
+def test_models_by_domain() -> None:
+    for domain in ("tweets", "biomedical", "legal", "finance", "code"):
+        cards = models_by(domain=domain)
+        assert cards and all(card.domain == domain for card in cards), domain
+    assert "ProsusAI/finbert" in [card.id for card in models_by(domain="finance")]
+
+
+def test_models_by_language_includes_multilingual_models() -> None:
+    german = {card.id for card in models_by(language="DE")}
+    assert "FacebookAI/xlm-roberta-base" in german  # "multi"
+    assert "meta-llama/Llama-3.2-1B" in german  # lists "de"
+    assert "roberta-base" not in german
+    multi = models_by(language="multi")
+    assert multi and all("multi" in card.languages for card in multi)
+    assert "microsoft/mdeberta-v3-base" in [card.id for card in multi]
+
+
+def test_models_by_licence_predicate() -> None:
+    seen: list[str] = []
+
+    def permissive(licence: str) -> bool:
+        seen.append(licence)
+        return licence in {"mit", "apache-2.0"}
+
+    cards = models_by(licence_ok=permissive)
+    assert cards and all(card.licence in {"mit", "apache-2.0"} for card in cards)
+    assert "unknown" in seen and "llama3.2" in seen
+    ids = [card.id for card in cards]
+    assert "ProsusAI/finbert" not in ids and "meta-llama/Llama-3.2-1B" not in ids
+
+
+def test_models_by_combines_filters() -> None:
+    cards = models_by(kind="encoder", domain="general", language="en", max_params_m=150)
+    assert cards
+    for card in cards:
+        assert card.kind == "encoder" and card.domain == "general" and card.params_m <= 150
+        assert "en" in card.languages or "multi" in card.languages
+
+
+def test_models_by_rejects_unknown_kind_or_domain() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        models_by(kind="seq2seq")
+    with pytest.raises(ValueError, match="domain"):
+        models_by(domain="cooking")
+
+
 def test_get_model_exact_and_aliases() -> None:
     assert get_model("roberta-base") is load_catalogue()["roberta-base"]
     assert get_model("FacebookAI/roberta-base") is load_catalogue()["roberta-base"]
@@ -223,6 +391,48 @@ def test_valid_minimal_catalogue() -> None:
     other = catalogue["org/other"]
     assert other.params_m == 5.0 and isinstance(other.params_m, float)
     assert other.languages == ("en",) and other.lora_targets == ("query", "value")
+    assert other.kind == "encoder"
+
+
+def test_decoder_kind_is_kept() -> None:
+    entry = _model(
+        "org/tiny-lm", kind="decoder", architecture="llama", lora_targets=["q_proj", "v_proj"]
+    )
+    assert validate_catalogue(_catalogue(entry))["org/tiny-lm"].kind == "decoder"
+
+
+def test_missing_kind_is_an_error_despite_the_dataclass_default() -> None:
+    entry = _model("org/no-kind")
+    del entry["kind"]
+    with pytest.raises(KnowledgeError, match=r"org/no-kind.*missing field 'kind'"):
+        validate_catalogue(_catalogue(entry))
+
+
+def test_unknown_kind_detected() -> None:
+    with pytest.raises(KnowledgeError) as excinfo:
+        validate_catalogue(_catalogue(_model("org/x", kind="seq2seq")))
+    message = _problems(excinfo)
+    assert "org/x" in message and "kind" in message and "seq2seq" in message
+
+
+def test_model_card_built_in_code_defaults_to_encoder() -> None:
+    # tuning_core.recommend.model_facts builds cards for unknown local models without a kind
+    card = ModelCard(
+        id="./runs/local",
+        params_m=1.0,
+        layers=1,
+        hidden=8,
+        max_positions=16,
+        languages=("unknown",),
+        domain="general",
+        licence="unknown",
+        architecture="bert",
+        lora_targets=("query", "value"),
+        embedded=False,
+        source="./runs/local/config.json",
+        summary="read from config.json",
+    )
+    assert card.kind == "encoder"
 
 
 def test_validate_catalogue_reports_all_problems_at_once() -> None:
@@ -267,6 +477,8 @@ def test_unknown_domain_detected() -> None:
         ({"embedded": "no"}, "embedded"),
         ({"source": "   "}, "source"),
         ({"licence": 3}, "licence"),
+        ({"kind": 1}, "kind"),
+        ({"kind": ""}, "kind"),
         ({"colour": "blue"}, "colour"),
     ],
 )
