@@ -47,6 +47,7 @@ class Plan:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     early_stopping_patience: int = 2  # evaluations without improvement; 0 turns it off
+    class_weights: bool = False  # weight the loss by inverse class frequency in training
     # optimisation
     learning_rate: float = 5e-5
     batch_size: int = 8
@@ -56,6 +57,12 @@ class Plan:
     scheduler: str = "linear"
     metric: str = "macro_f1"
     seed: int = 42
+    # discriminative fine-tuning (ULMFiT): each layer below the head learns this much slower
+    # than the one above it; 1.0 gives every layer the same learning rate
+    layerwise_lr_decay: float = 1.0
+    # ULMFiT gradual unfreezing: the head alone trains in the first epoch, then one more group
+    # of encoder layers each epoch from the top, the embeddings last; everything by the last one
+    gradual_unfreezing: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
     def problems(self) -> list[str]:
@@ -109,6 +116,29 @@ class Plan:
             f"metric must be one of {', '.join(METRIC_CHOICES)}, got {self.metric!r}",
         )
         check(0 <= self.seed < 2**32, f"seed must be 0..2**32-1, got {self.seed}")
+        check(
+            isinstance(self.class_weights, bool),
+            f"class_weights must be true or false, got {self.class_weights!r}",
+        )
+        check(
+            0.0 < self.layerwise_lr_decay <= 1.0,
+            f"layerwise_lr_decay must be in (0, 1] (1 turns it off), got {self.layerwise_lr_decay}",
+        )
+        check(
+            isinstance(self.gradual_unfreezing, bool),
+            f"gradual_unfreezing must be true or false, got {self.gradual_unfreezing!r}",
+        )
+        if self.gradual_unfreezing is True:
+            check(
+                self.freezing == "none",
+                "gradual_unfreezing needs freezing 'none' (it decides itself what trains when), "
+                f"got {self.freezing!r}",
+            )
+            check(
+                self.epochs >= 2,
+                "gradual_unfreezing needs epochs >= 2 (the first one trains the head alone), "
+                f"got {self.epochs}",
+            )
         return out
 
     def validate(self) -> Plan:
@@ -179,6 +209,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "weight_decay": float,
     "label_smoothing": float,
     "early_stopping_patience": int,
+    "class_weights": bool,
     "learning_rate": float,
     "batch_size": int,
     "grad_accum": int,
@@ -187,6 +218,8 @@ _FIELD_TYPES: dict[str, Any] = {
     "scheduler": str,
     "metric": str,
     "seed": int,
+    "layerwise_lr_decay": float,
+    "gradual_unfreezing": bool,
     "extras": dict,
 }
 
@@ -194,7 +227,11 @@ _FIELD_TYPES: dict[str, Any] = {
 def _coerce(value: Any, expected: Any) -> Any:
     if isinstance(expected, _Optional):
         return None if value is None else _coerce(value, expected.inner)
-    if expected is bool or isinstance(value, bool):
+    if expected is bool:
+        if not isinstance(value, bool):  # 0/1 or "yes" are not accepted as booleans
+            raise TypeError
+        return value
+    if isinstance(value, bool):
         raise TypeError("booleans are not numbers")
     if expected is int:
         if isinstance(value, float) and value.is_integer():

@@ -356,10 +356,17 @@ def resolve_model(name: str) -> str:
     return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
 
 
+def _backbone(model):
+    """The encoder under the classification head (through a peft wrapper, if any)."""
+    if hasattr(model, "peft_config") and hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return getattr(model, "base_model", model)
+
+
 def _encoder_layers(model):
     """The list of transformer blocks of an encoder, whatever the architecture calls it."""
-    base = getattr(model, "base_model", model)
-    for path in ("encoder.layer", "transformer.layer", "layers", "encoder.layers"):
+    base = _backbone(model)
+    for path in ("encoder.layer", "transformer.layer", "layers", "encoder.layers", "h"):
         obj = base
         for part in path.split("."):
             obj = getattr(obj, part, None)
@@ -474,6 +481,185 @@ def _compute_metrics_for(labels: list[str]):
 # ---------------------------------------------------------------- training
 
 
+def class_weights_for(label_ids: list[int], n_classes: int) -> list[float]:
+    """Inverse-frequency weights for the loss, one per class, from the training labels.
+
+    w_c = N / (K * n_c), with N training rows, n_c of them in class c, and K classes present
+    (scikit-learn's "balanced"). Then sum_c n_c * w_c = N: the weights average 1 over the
+    training rows, so the weighted loss keeps the scale of the plain one and the learning rate
+    means the same. A class absent from training gets 1.0 (it is never a target; only label
+    smoothing reaches it).
+    """
+    counts = [0] * n_classes
+    for y in label_ids:
+        counts[y] += 1
+    total, present = sum(counts), sum(1 for c in counts if c)
+    return [total / (present * c) if c else 1.0 for c in counts]
+
+
+def _embedding_modules(backbone) -> list:
+    """The embedding modules of an encoder (BERT-like, Llama-like or GPT-2-like names)."""
+    names = ("embeddings", "embed_tokens", "embed_positions", "wte", "wpe")
+    return [getattr(backbone, n) for n in names if getattr(backbone, n, None) is not None]
+
+
+def parameter_depths(model) -> dict[str, int]:
+    """How far below the head each parameter sits, by name.
+
+    0 for the head (classifier, pooler, and whatever else lies outside the encoder blocks and
+    the embeddings, such as a final norm), k for the k-th encoder layer counted from the top
+    (1..L), and L + 1 for the embeddings.
+    """
+    layers = _encoder_layers(model)
+    depth_of: dict[int, int] = {}
+    for i, layer in enumerate(layers):
+        for param in layer.parameters():
+            depth_of[id(param)] = len(layers) - i
+    for module in _embedding_modules(_backbone(model)):
+        for param in module.parameters():
+            depth_of[id(param)] = len(layers) + 1
+    return {name: depth_of.get(id(param), 0) for name, param in model.named_parameters()}
+
+
+def layerwise_lr_groups(
+    model, learning_rate: float, decay: float, weight_decay: float, decay_names
+) -> list[dict]:
+    """Optimizer parameter groups for layer-wise learning-rate decay (ULMFiT's discriminative
+    fine-tuning): a parameter at depth k (see `parameter_depths`) learns at lr * decay**k, so
+    the head gets lr, the top layer lr * decay, ..., the embeddings lr * decay**(L + 1).
+
+    Weight decay goes to the parameters named in `decay_names` (the Trainer's choice: neither
+    biases nor norms). Frozen parameters are left out, as the Trainer does. The groups come head
+    first (so the logged learning rate is the head's), then downwards, decayed before undecayed,
+    each in the model's parameter order: the same order on every build, which a checkpointed
+    optimizer state relies on when a run resumes.
+    """
+    depths = parameter_depths(model)
+    decay_names = set(decay_names)
+    grouped: dict[tuple[int, bool], list] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            grouped.setdefault((depths[name], name not in decay_names), []).append(param)
+    return [
+        {
+            "params": params,
+            "lr": learning_rate * decay**depth,
+            "weight_decay": 0.0 if undecayed else weight_decay,
+        }
+        for (depth, undecayed), params in sorted(grouped.items(), key=lambda kv: kv[0])
+    ]
+
+
+def unfreezing_epochs(model, epochs: int) -> dict[str, int]:
+    """Under gradual unfreezing, the epoch (0-based) from which each parameter trains.
+
+    The head trains from epoch 0. The L encoder layers, from the top, are split into
+    G = min(epochs - 1, L) groups of at least one layer (the layer at depth k in group
+    (k - 1) * G // L); group g joins at epoch g + 1, and the embeddings join with the last group,
+    so from epoch G on everything trains.
+    """
+    depths = parameter_depths(model)
+    n_layers = len(_encoder_layers(model))
+    groups = max(1, min(int(epochs) - 1, n_layers))
+
+    def start(depth: int) -> int:
+        if depth == 0:
+            return 0
+        if depth > n_layers:
+            return groups
+        return 1 + (depth - 1) * groups // n_layers
+
+    return {name: start(depth) for name, depth in depths.items()}
+
+
+def apply_unfreezing(model, epoch: int, epochs: int) -> None:
+    """Set which parameters train in `epoch`: a function of the epoch alone (resume-safe)."""
+    start = unfreezing_epochs(model, epochs)
+    for name, param in model.named_parameters():
+        param.requires_grad = start[name] <= epoch
+
+
+def gradual_unfreezing_callback(epochs: int):
+    """A callback applying `apply_unfreezing` at the start of each epoch.
+
+    The epoch comes from `state.epoch`, which a resumed run reads back from its checkpoint, so a
+    run resumed mid-epoch trains the same parameters as an uninterrupted one. A parameter that
+    does not train has no gradient, and AdamW (fused on CPU too) leaves it alone, weight decay
+    included; the optimizer holds every parameter from the start, so its state has the same
+    layout whenever it is saved or restored.
+    """
+    from transformers import TrainerCallback
+
+    class GradualUnfreezing(TrainerCallback):
+        def on_epoch_begin(self, args, state, control, model=None, **kwargs):
+            apply_unfreezing(model, math.floor((state.epoch or 0) + 1e-6), epochs)
+            return control
+
+    return GradualUnfreezing()
+
+
+def _trainer_class(plan: dict, class_weights: list[float] | None = None):
+    """The seeded Trainer with the plan's loss and optimizer options; with those off (the
+    default) it is `_seeded_trainer_class()` itself, untouched."""
+    base = _seeded_trainer_class()
+    decay = float(plan.get("layerwise_lr_decay", 1.0))
+    if class_weights is None and decay == 1.0:
+        return base
+    import torch
+
+    class OptionsTrainer(base):
+        if class_weights is not None:
+
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                # Cross-entropy weighted by class, with the plan's label smoothing (torch spreads
+                # the smoothed share over the classes by their weights too). Summed, then divided
+                # by the labelled rows of the whole accumulated batch when the Trainer counts them
+                # (as its own label smoother does), otherwise by this batch's labelled rows, in
+                # which case the Trainer divides by the accumulation steps itself.
+                labels = inputs["labels"]
+                outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+                logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+                logits = logits.float().view(-1, logits.shape[-1])
+                weight = torch.tensor(class_weights, dtype=torch.float32, device=logits.device)
+                loss = torch.nn.functional.cross_entropy(
+                    logits,
+                    labels.view(-1).to(logits.device),
+                    weight=weight,
+                    label_smoothing=float(self.args.label_smoothing_factor),
+                    reduction="sum",
+                )
+                self.loss_is_scaled_for_ga = num_items_in_batch is not None
+                if num_items_in_batch is None:
+                    loss = loss / labels.ne(-100).sum().clamp(min=1).to(loss.device)
+                else:
+                    if torch.is_tensor(num_items_in_batch):
+                        num_items_in_batch = num_items_in_batch.to(loss.device)
+                    loss = loss / num_items_in_batch
+                    if self.args.average_tokens_across_devices:  # as the Trainer's own loss
+                        scale = self.accelerator.num_processes // self.get_tp_size()
+                        loss = loss * (scale if self.args.n_gpu <= 1 else self.args.n_gpu)
+                return (loss, outputs) if return_outputs else loss
+
+        if decay != 1.0:
+
+            def create_optimizer(self, model=None):
+                # the Trainer's optimizer (AdamW), on layer-wise groups instead of its two
+                opt_model = self.model if model is None else model
+                if self.optimizer is None:
+                    groups = layerwise_lr_groups(
+                        opt_model,
+                        self.args.learning_rate,
+                        decay,
+                        self.args.weight_decay,
+                        self.get_decay_parameter_names(opt_model),
+                    )
+                    optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+                    self.optimizer = optimizer_cls(groups, **kwargs)
+                return self.optimizer
+
+    return OptionsTrainer
+
+
 def _seeded_trainer_class():
     """A Trainer whose batch order depends only on (seed, epoch).
 
@@ -508,6 +694,14 @@ def _seeded_trainer_class():
 
     class SeededTrainer(Trainer):
         group_by_length = True
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            # BERT-style classifiers take **kwargs, so the Trainer assumes their loss already
+            # divides by the rows of the whole accumulated batch; it is a per-batch mean, so
+            # with grad_accum > 1 the loss (and gradients) came out grad_accum times too big.
+            # This makes the Trainer divide by the accumulation steps itself.
+            self.model_accepts_loss_kwargs = False
 
         def _get_train_sampler(self, train_dataset=None):
             dataset = self.train_dataset if train_dataset is None else train_dataset
@@ -638,7 +832,14 @@ def train_and_evaluate(
     patience = int(plan.get("early_stopping_patience", 0))
     if patience > 0:
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
-    trainer_class = _seeded_trainer_class()
+    class_weights = None
+    if plan.get("class_weights", False):
+        class_weights = class_weights_for(train_set["labels"], len(labels))
+    if plan.get("gradual_unfreezing", False):
+        if plan.get("freezing", "none") != "none":
+            raise ValueError("gradual_unfreezing needs freezing 'none'")
+        all_callbacks.append(gradual_unfreezing_callback(math.ceil(float(plan["epochs"]))))
+    trainer_class = _trainer_class(plan, class_weights)
     trainer_class.group_by_length = plan.get("extras", {}).get("sampling") != "random"
     trainer = trainer_class(
         model_init=lambda: build_model(plan, labels),
