@@ -20,6 +20,8 @@ HEAVY = ("torch", "transformers", "textual", "datasets", "peft")
         ("tuning_core.quality", (*HEAVY, "sklearn")),
         ("tuning_core.baseline", (*HEAVY, "sklearn")),
         ("tuning_core.loaders", ("torch", "transformers", "textual")),
+        ("tuning_core.forecast", HEAVY),
+        ("assistant.dataview", ("torch", "transformers", "datasets", "peft")),
         ("knowledge", HEAVY),
         ("assistant.planner", HEAVY),
         ("assistant.conversation", HEAVY),
