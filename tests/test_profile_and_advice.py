@@ -181,3 +181,35 @@ def test_rules_follow_the_data_and_the_machine():
         recommend_plan("single_label_classification", small_profile(), CPU).to_dict()
         == recommend_plan("single_label_classification", small_profile(), CPU).to_dict()
     )
+
+
+def test_unknown_local_models_are_read_from_their_config(tmp_path):
+    import json
+
+    from tuning_core.recommend import model_facts
+
+    encoder = tmp_path / "enc"
+    encoder.mkdir()
+    (encoder / "config.json").write_text(
+        json.dumps(
+            {"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 3, "vocab_size": 1000}
+        )
+    )
+    card = model_facts(str(encoder))
+    assert (card.kind, card.layers, card.hidden, card.lora_targets) == (
+        "encoder",
+        3,
+        64,
+        ("query", "value"),
+    )
+    assert "outside the catalogue" in card.summary
+    decoder = tmp_path / "dec"
+    decoder.mkdir()
+    (decoder / "config.json").write_text(
+        json.dumps(
+            {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "num_hidden_layers": 2}
+        )
+    )
+    assert model_facts(str(decoder)).kind == "decoder"
+    assert model_facts(str(decoder)).lora_targets == ("q_proj", "v_proj")
+    assert model_facts("someone/not-in-the-catalogue") is None

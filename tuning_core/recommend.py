@@ -73,6 +73,7 @@ def model_facts(name: str) -> knowledge.ModelCard | None:
     vocab = int(config.get("vocab_size", 0) or 0)
     # embeddings plus ~12 h^2 per transformer block: close enough to size memory and time
     params = (vocab * hidden + layers * 12 * hidden * hidden) / 1e6
+    decoder = any(str(a).endswith("ForCausalLM") for a in config.get("architectures") or ())
     return knowledge.ModelCard(
         id=name,
         params_m=round(max(params, 0.01), 2),
@@ -83,10 +84,11 @@ def model_facts(name: str) -> knowledge.ModelCard | None:
         domain="general",
         licence="unknown",
         architecture=str(config.get("model_type", "unknown")),
-        lora_targets=("query", "value"),
+        lora_targets=("q_proj", "v_proj") if decoder else ("query", "value"),
         embedded=False,
         source=str(config_file),
         summary="read from the model's config.json (outside the catalogue)",
+        kind="decoder" if decoder else "encoder",
     )
 
 
