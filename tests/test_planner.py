@@ -25,7 +25,7 @@ def test_first_message_with_task_and_file_skips_to_the_plan(planner, sentiment_c
     assert "Baseline to beat" in text
     text, replies = say(planner, "")  # Enter: yes
     assert planner.state.stage == "plan"
-    assert "- **Learning rate:** 5e-05 — " in text
+    assert "- **Learning rate:** 0.0001 — " in text  # few rows: the small-data rule
     assert replies[-1].kind == "plan"
     assert planner.state.history == ["task", "data", "review"]
 
@@ -70,7 +70,7 @@ def test_questions_are_answered_from_the_notes(planner, sentiment_csv):
     assert planner.state.plan["freezing"] == "none"  # a question changes nothing
     assert "LoRA" in text and "Hu et al. 2021" in text
     text, _ = say(planner, "why this learning rate?")
-    assert "Learning rate: 5e-05" in text and "Source:" in text
+    assert "Learning rate: 0.0001" in text and "Source:" in text
 
 
 def test_commands_and_unknown_input(planner, sentiment_csv):

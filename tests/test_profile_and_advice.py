@@ -213,3 +213,20 @@ def test_unknown_local_models_are_read_from_their_config(tmp_path):
     assert model_facts(str(decoder)).kind == "decoder"
     assert model_facts(str(decoder)).lora_targets == ("q_proj", "v_proj")
     assert model_facts("someone/not-in-the-catalogue") is None
+
+
+def test_small_data_trains_longer_at_a_higher_learning_rate():
+    small = recommend_plan(
+        "single_label_classification",
+        small_profile(rows={"train": 400, "validation": 300, "test": 300}),
+        CPU,
+    )
+    assert (small.plan.learning_rate, small.plan.epochs, small.plan.early_stopping_patience) == (
+        1e-4,
+        10.0,
+        3,
+    )
+    assert small.reasons["epochs"].note == "small-data-longer-training"
+    assert "50 steps per epoch" in small.reasons["epochs"].text
+    large = recommend_plan("single_label_classification", small_profile(), CPU)  # 3000 rows
+    assert (large.plan.learning_rate, large.plan.epochs) == (5e-5, 3.0)

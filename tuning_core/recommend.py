@@ -24,6 +24,9 @@ BYTES_PER_PARAM_FULL = 16
 # Samples per second measured here for MiniLM-L6 training on 2 CPU cores at ~48 tokens
 # (BASELINES.md: about 60 samples/s at batch 32).
 MINILM_CPU_SAMPLES_PER_S = 60.0
+# Below this many optimizer steps in 3 epochs, the small-data rule trains longer at a higher
+# learning rate (bench/RESULTS.md, recommend_vs_defaults_400).
+SMALL_DATA_STEPS = 600
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,22 @@ def recommend_plan(
     reasons["epochs"] = Reason(
         "3 passes over the data, with the best epoch kept", "trainer-defaults-lr-batch"
     )
+    learning_rate, epochs, patience = 5e-5, 3.0, 2
+    steps_per_epoch = math.ceil(train_rows / batch_size)
+    if steps_per_epoch * 3 < SMALL_DATA_STEPS:
+        # few rows: 3 epochs are too few optimizer steps; train longer, faster, stop on validation
+        learning_rate, patience = 1e-4, 3
+        epochs = float(min(10, math.ceil(SMALL_DATA_STEPS / steps_per_epoch)))
+        why = (
+            f"{train_rows} training rows give only {steps_per_epoch} steps per epoch: train up to "
+            f"{epochs:g} epochs at 1e-4 and keep the best (measured at 400 rows here)"
+        )
+        reasons["learning_rate"] = Reason(f"1e-4 — {why}", "small-data-longer-training")
+        reasons["epochs"] = Reason(f"{epochs:g} — {why}", "small-data-longer-training")
+        reasons["early_stopping_patience"] = Reason(
+            "patience 3: with short epochs, allow a few evaluations without gain",
+            "small-data-longer-training",
+        )
 
     # -- metric
     labels = len(profile.label_counts)
@@ -224,10 +243,10 @@ def recommend_plan(
         dropout=None,
         weight_decay=0.0,
         label_smoothing=label_smoothing,
-        early_stopping_patience=2,
-        learning_rate=5e-5,
+        early_stopping_patience=patience,
+        learning_rate=learning_rate,
         batch_size=batch_size,
-        epochs=3.0,
+        epochs=epochs,
         warmup=0.0,
         scheduler="linear",
         metric=metric,
