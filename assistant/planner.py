@@ -206,6 +206,7 @@ class Planner:
     def __init__(self, runs_dir: Path, state: PlannerState | None = None) -> None:
         self.runs_dir = Path(runs_dir)
         self.state = state or PlannerState()
+        self._rows_cache: tuple[str, dict] | None = None  # not saved: re-read after a restart
 
     # ------------------------------------------------------------ entry points
 
@@ -440,14 +441,13 @@ class Planner:
     def _analyse(self, spec) -> None:
         """Profile the rows, run the baseline, and fill the recommended plan (keeping edits)."""
         from tuning_core.baseline import run_baseline
-        from tuning_core.data import load_split_rows
         from tuning_core.hardware import probe_resources
         from tuning_core.profile import profile_rows
         from tuning_core.recommend import recommend_plan
 
         seed = int((self.state.plan or {}).get("seed", 42))
         base_model = (self.state.plan or {}).get("base_model") or EMBEDDED_MODEL_ID
-        splits = load_split_rows(spec)
+        splits = self._rows(spec)
         profile = profile_rows(splits, base_model)
         resources_ = probe_resources()
         rec = recommend_plan(TASK, profile, resources_, {"base_model": base_model, "seed": seed})
@@ -589,12 +589,11 @@ class Planner:
         ]
 
     def _propose_fix(self, fix: str) -> list[Reply]:
-        from tuning_core.data import load_split_rows
         from tuning_core.quality import apply_fix
 
         if not self.state.spec:
             return [Reply("Load a data file first.")]
-        splits = load_split_rows(self._spec())
+        splits = self._rows(self._spec())
         try:
             _, summary = apply_fix(splits, fix, **self._fix_options(fix))
         except ValueError as exc:  # e.g. merging would leave a single label
@@ -621,11 +620,11 @@ class Planner:
         import csv
 
         from tuning_core import recipe
-        from tuning_core.data import DataSpec, load_split_rows
+        from tuning_core.data import DataSpec
         from tuning_core.quality import apply_fix
 
         spec = self._spec()
-        splits, summary = apply_fix(load_split_rows(spec), fix, **self._fix_options(fix))
+        splits, summary = apply_fix(self._rows(spec), fix, **self._fix_options(fix))
         data_root = self.runs_dir.parent / "data"
         taken = [int(p.name[1:]) for p in data_root.glob("v*") if p.name[1:].isdigit()]
         version = max(taken, default=0) + 1  # numbered per session, never reused
@@ -682,6 +681,15 @@ class Planner:
                 return dict(finding.get("fix_options") or {})
         return {}
 
+    def _rows(self, spec) -> dict:
+        """The rows of `spec`, read once per data version (profile, fix preview and fix share them)."""
+        from tuning_core.data import load_split_rows
+
+        key = json.dumps(spec.to_dict(), sort_keys=True)
+        if self._rows_cache is None or self._rows_cache[0] != key:
+            self._rows_cache = (key, load_split_rows(spec))
+        return self._rows_cache[1]
+
     def _spec(self):
         from tuning_core.data import DataSpec
 
@@ -707,7 +715,7 @@ class Planner:
     def _forecast_line(self, timed: bool = False) -> str:
         forecast = self._forecast(timed)
         if forecast is None:
-            return f"Rough training time on this machine: **~{self._estimate():g} min**."
+            return "No forecast yet: load a data file first."
         resources = self.state.resources or {}
         gpus = resources.get("gpus") or []
         memory_gb = max((g["memory_gb"] for g in gpus), default=0) or resources.get("ram_gb", 0)
@@ -749,19 +757,6 @@ class Planner:
         result["describe"] = forecast.describe()
         self.state.forecast = result
         return result
-
-    def _estimate(self) -> float:
-        from tuning_core.hardware import Resources
-        from tuning_core.profile import DataProfile
-        from tuning_core.recommend import estimate_minutes
-
-        if not (self.state.plan and self.state.profile and self.state.resources):
-            return 0.0
-        return estimate_minutes(
-            Plan.from_dict(self.state.plan),
-            DataProfile.from_dict(self.state.profile),
-            Resources.from_dict(self.state.resources),
-        )
 
     def _adjust(self, adjustment) -> list[Reply]:
         if adjustment.problems:
