@@ -36,10 +36,18 @@ class Adjustment:
     columns: dict[str, str] = field(default_factory=dict)  # "text"/"label" -> column name
     problems: list[str] = field(default_factory=list)
     freeze_top: int | None = None  # "all but the last N layers": resolved with the model depth
+    # limits for the recommender: time_budget_min, max_params_m, licence, language, domain
+    constraints: dict[str, Any] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
-        return not (self.changes or self.columns or self.problems or self.freeze_top is not None)
+        return not (
+            self.changes
+            or self.columns
+            or self.problems
+            or self.constraints
+            or self.freeze_top is not None
+        )
 
 
 # (pattern, plan field, kind) for simple "name value" settings
@@ -57,7 +65,79 @@ SIMPLE = [
     (rf"\bmax(?:imum)?[ -_]?(?:length|len|tokens){SEP}{NUM}", "max_length", int),
     (rf"\b(?:gradient[ -])?accumulation(?:[ -]steps)?{SEP}{NUM}", "grad_accum", int),
     (rf"\blora[ -]alpha{SEP}{NUM}", "lora_alpha", int),
+    (
+        rf"\b(?:layer[ -]?wise|llrd|discriminative)(?:[ -](?:lr|learning[ -]rate))?(?:[ -]decay)?{SEP}{NUM}",
+        "layerwise_lr_decay",
+        float,
+    ),
+    (rf"\b{NUM}\s*trials?\b", "trials", int),
+    (rf"\btrials?{SEP}{NUM}", "trials", int),
 ]
+LANGUAGES = {
+    "english": "en", "german": "de", "french": "fr", "spanish": "es", "italian": "it",
+    "portuguese": "pt", "dutch": "nl", "chinese": "zh", "japanese": "ja", "arabic": "ar",
+    "hindi": "hi", "russian": "ru", "multilingual": "multi", "many languages": "multi",
+}  # fmt: skip
+DOMAIN_WORDS = {
+    "tweets": r"tweets?|twitter|social media",
+    "biomedical": r"biomedical|medical|clinical|pubmed",
+    "legal": r"legal|contracts?|law",
+    "finance": r"financ\w*|earnings",
+    "code": r"source code|code snippets?|programming",
+    "general": r"general",
+}
+TIME_UNIT = r"(min(?:ute)?s?|h(?:ours?|rs?)?)\b"
+
+
+def parse_constraints(t: str) -> dict[str, Any]:
+    """Limits for the recommender in lower-cased `t`: "within 20 minutes", "at most 100M
+    parameters", "permissive licence", "German texts", "biomedical domain"."""
+    out: dict[str, Any] = {}
+    match = re.search(
+        rf"\b(?:time[ -]budget|budget|within|in under|under|search for|at most|up to)\s+{NUM}\s*{TIME_UNIT}",
+        t,
+    )
+    if match:
+        value = parse_number(match.group(1))
+        out["time_budget_min"] = value * 60 if match.group(2).startswith("h") else value
+    match = re.search(
+        rf"\b(?:at most|up to|max(?:imum)?|no (?:more|bigger|larger) than|under|below)\s+{NUM}\s*([mb])(?:illion)?\b(?:\s*param\w*)?",
+        t,
+    )
+    if match:
+        value = parse_number(match.group(1))
+        out["max_params_m"] = value * 1000 if match.group(2) == "b" else value
+    if re.search(
+        r"\bpermissive(?:ly)?\b.*\blicen[cs]|\blicen[cs]e\w*\s+(?:must be\s+)?permissive", t
+    ):
+        out["licence"] = "permissive"
+    elif re.search(r"\bany licen[cs]e\b", t):
+        out["licence"] = "any"
+    else:
+        match = re.search(
+            r"\blicen[cs]e\w*\s*(?:must be|is|=|:)?\s*(apache-2\.0|mit|cc-by-4\.0)\b", t
+        )
+        if match:
+            out["licence"] = [match.group(1)]
+    for word, code in LANGUAGES.items():
+        if re.search(rf"\b{word}\b(?:\s+(?:texts?|data|language|tweets|reviews))?", t) and (
+            re.search(
+                rf"\b(?:in|language)\s+{word}\b|\b{word}\s+(?:texts?|data|language|tweets|reviews)\b",
+                t,
+            )
+        ):
+            out["language"] = code
+            break
+    for domain, words in DOMAIN_WORDS.items():
+        if re.search(
+            rf"\b(?:{words})\s+(?:domain|texts?|data|documents?|notes?)\b|\bdomain\s*(?:is|=|:)?\s*(?:{words})\b",
+            t,
+        ):
+            out["domain"] = domain
+            break
+    return out
+
+
 VALUE_WORDS = r"(a lot|lots|many|more|less|fewer|few|some|several|high|low|higher|lower|big|small)"
 
 
@@ -89,6 +169,35 @@ def parse_adjustment(text: str) -> Adjustment:
                 f"{name}: give a number, e.g. '{'4 epochs' if name == 'epochs' else 'learning rate 3e-5'}' (not '{match.group(1)}')"
             )
 
+    out.constraints = parse_constraints(t)
+    if re.search(r"\bno (?:hyperparameter )?search\b|\btrain (?:just )?once\b", t):
+        out.changes["trials"] = 0
+    if re.search(r"\b(?:no|without|disable|turn off|switch off)\s+class[ -]weight", t):
+        out.changes["class_weights"] = False
+    elif re.search(r"\bclass[ -]weight", t):
+        out.changes["class_weights"] = True
+    if re.search(r"\b(?:no|without|disable|turn off)\s+gradual[ -]unfreez", t):
+        out.changes["gradual_unfreezing"] = False
+    elif re.search(r"\bgradual(?:ly)?[ -]unfreez", t):
+        out.changes["gradual_unfreezing"] = True
+    if re.search(r"\b(?:no|without|disable|turn off)\s+(?:layer[ -]?wise|llrd)", t):
+        out.changes["layerwise_lr_decay"] = 1.0
+    match = re.search(
+        r"\b(bf16|bfloat16|fp16|float16|half precision|fp32|float32|full precision)\b", t
+    )
+    if match:
+        word = match.group(1)
+        out.changes["precision"] = (
+            "bf16"
+            if word.startswith("bf")
+            else "fp32"
+            if "32" in word or "full" in word
+            else "fp16"
+        )
+    if re.search(r"\bmean[ -]pool", t):
+        out.changes["pooling"] = "mean"
+    elif re.search(r"\b(?:cls|default|model's own)[ -]pool", t):
+        out.changes["pooling"] = "default"
     if re.search(r"\bno early[ -]stopping\b|\bdisable early[ -]stopping\b", t):
         out.changes["early_stopping_patience"] = 0
     for name in ("linear", "cosine", "constant_with_warmup", "constant"):
@@ -101,6 +210,13 @@ def parse_adjustment(text: str) -> Adjustment:
         out.changes["metric"] = "accuracy"
     elif re.search(r"\b(?:metric|optimi[sz]e|score)\b.*\bmacro[ -]?f1\b|\buse macro[ -]?f1\b", t):
         out.changes["metric"] = "macro_f1"
+    else:
+        match = re.search(
+            r"\bf1 (?:of|for) (?:the )?(?:class |label )?['\"]?([\w\-]+)['\"]?", text.lower()
+        )
+        if match:
+            out.changes["metric"] = "f1"
+            out.changes["positive_label"] = match.group(1)
 
     # freezing
     match = re.search(
@@ -157,6 +273,13 @@ def parse_adjustment(text: str) -> Adjustment:
 
 
 TOPICS = {
+    "gradual_unfreezing": ("gradual",),
+    "layerwise_lr_decay": ("layer-wise", "layerwise", "llrd", "discriminative"),
+    "class_weights": ("class weight", "imbalance"),
+    "precision": ("precision", "bf16", "fp16", "fp32", "mixed"),
+    "trials": ("search", "trial", "optuna", "budget"),
+    "grad_accum": ("accumulat",),
+    "pooling": ("pooling", "mean pool", "[cls]"),
     "freezing": ("lora", "freez", "head only", "layers", "adapter", "unfreez"),
     "learning_rate": ("learning rate", " lr"),
     "batch_size": ("batch",),

@@ -67,7 +67,17 @@ PATH_RE = re.compile(
 
 YES = re.compile(r"(yes|y|ok|okay|go|run|start|train|sure|right|correct|looks good|yep|yeah)[.!]*")
 SEVERITY_MARK = {"high": "🔴", "medium": "🟠", "low": "🟡", "info": "🔵"}
-METRIC_LABELS = {"macro_f1": "macro-F1", "accuracy": "accuracy"}
+METRIC_LABELS = {"macro_f1": "macro-F1", "accuracy": "accuracy", "f1": "F1"}
+
+
+def metric_label(plan_or_report: dict) -> str:
+    """'macro-F1', 'accuracy', or "F1 of 'irony'" for a plan (or a report with a metric)."""
+    metric = plan_or_report.get("metric", "macro_f1")
+    if metric == "f1":
+        return f"F1 of '{plan_or_report.get('positive_label') or '?'}'"
+    return METRIC_LABELS.get(metric, metric)
+
+
 FIX_TITLES = {
     "drop_exact_duplicates": "Drop exact duplicates",
     "resolve_conflicts_majority": "Resolve conflicting labels by majority",
@@ -138,6 +148,7 @@ class PlannerState:
     pending_fix: str | None = None
     forecast: dict | None = None
     calibration: dict | None = None
+    constraints: dict = field(default_factory=dict)  # the person's limits for the recommender
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,6 +157,16 @@ class PlannerState:
     def from_dict(cls, raw: dict[str, Any]) -> PlannerState:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def describe_constraint(name: str, value: Any) -> str:
+    if name == "time_budget_min":
+        return f"time budget {value:g} min"
+    if name == "max_params_m":
+        return f"models up to {value:g}M parameters"
+    if name == "licence":
+        return f"licence {value if isinstance(value, str) else ' or '.join(value)}"
+    return f"{name.replace('_', ' ')} {value}"
 
 
 def fmt_number(value: Any) -> str:
@@ -167,22 +188,32 @@ PLAN_ROWS = (
     ("base_model", "Base model"),
     ("max_length", "Max length"),
     ("freezing", "Freezing"),
+    ("pooling", "Pooling"),
     ("learning_rate", "Learning rate"),
     ("batch_size", "Batch size"),
     ("epochs", "Epochs"),
+    ("precision", "Precision"),
     ("weight_decay", "Weight decay"),
     ("dropout", "Dropout"),
     ("label_smoothing", "Label smoothing"),
     ("early_stopping_patience", "Early stopping"),
+    ("class_weights", "Class weights"),
+    ("layerwise_lr_decay", "Layer-wise LR decay"),
+    ("gradual_unfreezing", "Gradual unfreezing"),
     ("metric", "Metric"),
+    ("trials", "Search"),
     ("seed", "Seed"),
 )
+# shown only when on (the table stays short for the common plan)
+OPTIONAL_ROWS = {"layerwise_lr_decay": 1.0, "gradual_unfreezing": False}
 
 
 def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
     """(field, label, value) for display."""
     rows = []
     for name, label in PLAN_ROWS:
+        if name in OPTIONAL_ROWS and plan.get(name, OPTIONAL_ROWS[name]) == OPTIONAL_ROWS[name]:
+            continue
         if name == "freezing":
             value = describe_freezing(plan)
         elif name == "dropout":
@@ -191,7 +222,19 @@ def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
             p = plan[name]
             value = f"patience {p}" if p else "off"
         elif name == "metric":
-            value = {"macro_f1": "macro-F1", "accuracy": "accuracy"}[plan["metric"]]
+            value = metric_label(plan)
+        elif name == "batch_size" and plan.get("grad_accum", 1) > 1:
+            value = f"{plan['batch_size']} x {plan['grad_accum']} accumulated steps"
+        elif name in ("class_weights", "gradual_unfreezing"):
+            value = "on" if plan.get(name) else "off"
+        elif name == "trials":
+            trials = plan.get("trials", 0)
+            value = f"{trials} trials" if trials else "off (train once)"
+        elif name == "precision":
+            value = plan.get("precision", "fp32")
+        elif name == "pooling":
+            pooling = plan.get("pooling", "default")
+            value = "mean of the tokens" if pooling == "mean" else "the model's own head"
         elif name == "base_model" and plan[name] == EMBEDDED_MODEL_ID:
             value = "all-MiniLM-L6-v2 (embedded)"
         else:
@@ -446,11 +489,20 @@ class Planner:
         from tuning_core.recommend import recommend_plan
 
         seed = int((self.state.plan or {}).get("seed", 42))
-        base_model = (self.state.plan or {}).get("base_model") or EMBEDDED_MODEL_ID
+        constraints = {**self.state.constraints, "seed": seed}
+        base_model = constraints.get("base_model") or EMBEDDED_MODEL_ID
         splits = self._rows(spec)
         profile = profile_rows(splits, base_model)
         resources_ = probe_resources()
-        rec = recommend_plan(TASK, profile, resources_, {"base_model": base_model, "seed": seed})
+        rec = recommend_plan(TASK, profile, resources_, constraints)
+        if rec.plan.base_model != base_model:
+            # lengths in the chosen model's own tokens, then the plan again for that model
+            chosen = rec.reasons["base_model"]
+            profile = profile_rows(splits, rec.plan.base_model)
+            rec = recommend_plan(
+                TASK, profile, resources_, {**constraints, "base_model": rec.plan.base_model}
+            )
+            rec.reasons["base_model"] = chosen
         self.state.task = self.state.task or TASK
         self.state.spec = spec.to_dict()
         self.state.profile = profile.to_dict()
@@ -462,7 +514,13 @@ class Planner:
         self.state.plan = rec.plan.replace(**kept).to_dict() if kept else rec.plan.to_dict()
         self.state.changed = sorted(kept)
         self.state.report = None
-        self.state.baseline = run_baseline(splits, self.state.plan["metric"], seed=seed)
+        plan = self.state.plan
+        self.state.baseline = run_baseline(
+            splits,
+            plan["metric"],
+            seed=seed,
+            positive=plan.get("positive_label") if plan["metric"] == "f1" else None,
+        )
 
     def _review_question(self) -> str:
         fixable = [f for f in (self.state.profile or {}).get("findings", []) if f.get("fix")]
@@ -527,7 +585,7 @@ class Planner:
 
     @staticmethod
     def _baseline_line(baseline: dict) -> str:
-        metric = METRIC_LABELS.get(baseline["metric"], baseline["metric"])
+        metric = metric_label(baseline)
         tfidf, majority = baseline["tfidf_lr"], baseline["majority"]
         if tfidf.get("cv_mean") is None:
             return f"**Baseline:** not measured ({'; '.join(baseline.get('notes', [])) or 'too little data'})."
@@ -770,6 +828,13 @@ class Planner:
         if not self.state.plan:
             return [Reply("There is no plan yet: give me a data file first.")]
         changes = dict(adjustment.changes)
+        if adjustment.constraints:
+            self.state.constraints = {**self.state.constraints, **adjustment.constraints}
+            self._analyse(self._spec())
+            said = ", ".join(describe_constraint(k, v) for k, v in adjustment.constraints.items())
+            noted = Reply(f"Noted: {said}. I planned again within that.")
+            if not changes:
+                return [noted, self._plan_reply()]
         if adjustment.freeze_top is not None:
             layers = self._model_layers(changes.get("base_model") or self.state.plan["base_model"])
             if layers is None:
@@ -789,6 +854,13 @@ class Planner:
             changes.update(freezing="bottom_k", freeze_layers=layers - keep)
         if changes.get("freezing") == "lora" and "lora_rank" in changes:
             changes.setdefault("lora_alpha", 2 * changes["lora_rank"])
+        if "freezing" in changes and "pooling" not in changes:
+            from tuning_core.recommend import model_facts, pooling_for
+
+            card = model_facts(changes.get("base_model") or self.state.plan["base_model"])
+            pooling = pooling_for(card, changes["freezing"])
+            if pooling != self.state.plan.get("pooling", "default"):
+                changes["pooling"] = pooling
         if changes.get("freezing") == "lora":
             card = knowledge.get_model(changes.get("base_model") or self.state.plan["base_model"])
             if card:
@@ -802,6 +874,7 @@ class Planner:
         )
         if "base_model" in changes and self.state.spec:
             # a new model means a new tokenizer: profile and recommend again, then show the plan
+            self.state.constraints = {**self.state.constraints, "base_model": changes["base_model"]}
             self._analyse(self._spec())
             self._go("plan")
             return [
@@ -895,7 +968,7 @@ class Planner:
         report = self.state.report or {}
         test, val = report["test"], report["validation"]
         metric = report["metric"]
-        label = {"macro_f1": "macro-F1", "accuracy": "accuracy"}[metric]
+        label = metric_label({"metric": metric, "positive_label": test.get("positive_label")})
         lines = [
             f"**Results** (best epoch kept; {report.get('epochs_run')} epochs run on "
             f"{report.get('train_rows')} training rows)",

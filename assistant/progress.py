@@ -21,7 +21,7 @@ def format_event(event: dict[str, Any]) -> str | None:
         parts = [
             f"{k[5:]} {v:.4f}"
             for k, v in sorted(m.items())
-            if k in ("eval_loss", "eval_accuracy", "eval_macro_f1")
+            if k in ("eval_loss", "eval_accuracy", "eval_macro_f1", "eval_f1")
         ]
         return f"  eval after epoch {event['epoch']:.0f}: " + ", ".join(parts)
     if kind == "start":

@@ -89,6 +89,8 @@ class PlanPanel(Vertical):
 
 def _metric_text(metrics: dict[str, float]) -> str:
     parts = []
+    if "eval_f1" in metrics:
+        parts.append(f"F1 {metrics['eval_f1']:.3f}")
     if "eval_macro_f1" in metrics:
         parts.append(f"macro-F1 {metrics['eval_macro_f1']:.3f}")
     if "eval_accuracy" in metrics:

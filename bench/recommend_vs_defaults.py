@@ -13,6 +13,10 @@ metric (emotion: macro-F1; irony: F1 of the `irony` class). `--rows 400` trains 
     .venv/bin/python bench/recommend_vs_defaults.py --rows 400 --seeds 42 43 44
     .venv/bin/python bench/recommend_vs_defaults.py --rows 0 --seeds 42 43 44   # about an hour
 
+(a), (b) and (c) do not depend on tunesmith's rules: `--part reference` runs just them and
+`--part recommended` just (d), each into bench/results/recommend_vs_defaults_<rows>_<part>.json;
+when both parts exist the second one to end merges them (or `--part combine`).
+
 Writes bench/results/recommend_vs_defaults_<rows>.json and a dated row in bench/RESULTS.md.
 """
 
@@ -195,85 +199,125 @@ def summarise(values: list[float]) -> dict:
     }
 
 
+def reference_part(task: str, splits, seeds, work: Path) -> dict:
+    """(a), (b) and (c) for one task: they do not depend on tunesmith's rules."""
+    positive = TASKS[task]
+    labels = sorted(set(splits["train"][1]))
+    row: dict = {
+        "b_tfidf": tfidf_baseline(splits, labels, positive, 42),
+        "c_frozen_probe": frozen_probe(splits, labels, positive, 42),
+    }
+    scores = []
+    for seed in seeds:
+        t0 = time.monotonic()
+        a = newcomer_defaults(splits, labels, seed, work / f"{task}-a-{seed}")
+        scores.append(official(a, positive))
+        row.setdefault("a_seconds", []).append(round(time.monotonic() - t0, 1))
+        print(f"{task} seed {seed}: defaults {scores[-1]:.4f}", flush=True)
+    row["a_defaults"] = summarise(scores)
+    return row
+
+
+def recommended_part(task: str, spec, splits, seeds, work: Path) -> dict:
+    """(d) for one task: tunesmith's plan for the data, trained with each seed."""
+    positive = TASKS[task]
+    row: dict = {}
+    scores = []
+    for seed in seeds:
+        t0 = time.monotonic()
+        d, plan = recommended(splits, spec, seed, work / f"{task}-d-{seed}")
+        row.setdefault("d_seconds", []).append(round(time.monotonic() - t0, 1))
+        scores.append(official(d, positive))
+        row.setdefault("d_plan", plan)
+        print(f"{task} seed {seed}: recommended {scores[-1]:.4f}", flush=True)
+    row["d_recommended"] = summarise(scores)
+    return row
+
+
+def combine(name: str, rows: int | str, seeds: list[int]) -> dict | None:
+    """Merge the reference and recommended parts into the results file and a RESULTS.md row,
+    once both exist for the same seeds."""
+    folder = ROOT / "bench" / "results"
+    parts = {p: folder / f"{name}_{p}.json" for p in ("reference", "recommended")}
+    if not all(f.exists() for f in parts.values()):
+        return None
+    reference, recommended_ = (json.loads(parts[p].read_text()) for p in parts)
+    if reference["seeds"] != recommended_["seeds"]:
+        print(f"seeds differ between the parts: {reference['seeds']} and {recommended_['seeds']}")
+        return None
+    results = {**recommended_, "rows": rows, "tasks": {}}
+    results["reference_date"] = reference.get("date")
+    lines = [
+        f"\n## {name} — {results['date']}\n",
+        f"- machine: {results['machine']}; {results['versions']}",
+    ]
+    for task, d_row in recommended_["tasks"].items():
+        if task not in reference["tasks"]:
+            continue
+        row = {**reference["tasks"][task], **d_row}
+        row["d_beats_all"] = row["d_recommended"]["mean"] > max(
+            row["a_defaults"]["mean"], row["b_tfidf"], row["c_frozen_probe"]
+        )
+        if row.get("a_seconds") and row.get("d_seconds"):
+            # compute: (d) trains and evaluates on dynamic padding; (a) pads every batch to 128
+            row["d_over_a_seconds"] = round(sum(row["d_seconds"]) / sum(row["a_seconds"]), 3)
+        results["tasks"][task] = row
+        lines.append(
+            f"- {task} ({row['train_rows']} train rows, seeds {seeds}): (a) defaults "
+            f"{row['a_defaults']['mean']:.4f} (spread {row['a_defaults']['spread']:.4f}); "
+            f"(b) TF-IDF {row['b_tfidf']:.4f}; (c) frozen probe "
+            f"{row['c_frozen_probe']:.4f}; (d) recommended {row['d_recommended']['mean']:.4f} "
+            f"(spread {row['d_recommended']['spread']:.4f}); d beats a, b and c: "
+            f"{row['d_beats_all']}; time (d)/(a) {row.get('d_over_a_seconds')}"
+        )
+    (folder / f"{name}.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=400, help="training rows (0 = all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument(
-        "--only-recommended",
-        action="store_true",
-        help="rerun only (d), reusing (a)-(c) from the last results file for these rows "
-        "(they do not depend on tunesmith's rules)",
+        "--part",
+        choices=("all", "reference", "recommended", "combine"),
+        default="all",
+        help="reference: only (a)-(c), which do not depend on the rules; recommended: only "
+        "(d); combine: merge the two saved parts (done by itself when the second one ends)",
     )
     args = parser.parse_args()
     if not DATA.exists():
         print(f"needs the TweetEval files in {DATA}", file=sys.stderr)
         return 2
-    results: dict = {"rows": args.rows or "all", "seeds": args.seeds, "tasks": {}}
-    name = f"recommend_vs_defaults_{args.rows or 'all'}"
-    previous_file = ROOT / "bench" / "results" / f"{name}.json"
-    previous = json.loads(previous_file.read_text())["tasks"] if args.only_recommended else {}
+    rows = args.rows or "all"
+    name = f"recommend_vs_defaults_{rows}"
+    if args.part == "combine":
+        return 0 if combine(name, rows, args.seeds) else 1
     work = Path(tempfile.mkdtemp(prefix="tunesmith-rvd-"))
-    for task in args.tasks:
-        positive = TASKS[task]
-        spec, splits = load_task(task, args.rows)
-        labels = sorted(set(splits["train"][1]))
-        row: dict = {"train_rows": len(splits["train"][0]), "test_rows": len(splits["test"][0])}
-        started = time.monotonic()
-        if task in previous:
-            row["b_tfidf"] = previous[task]["b_tfidf"]
-            row["c_frozen_probe"] = previous[task]["c_frozen_probe"]
-            row["a_defaults"] = previous[task]["a_defaults"]
-            row["reused"] = "a, b, c from the previous run"
-        else:
-            row["b_tfidf"] = tfidf_baseline(splits, labels, positive, 42)
-            row["c_frozen_probe"] = frozen_probe(splits, labels, positive, 42)
-        a_scores, d_scores, plans = [], [], []
-        for seed in args.seeds:
-            if task not in previous:
-                a = newcomer_defaults(splits, labels, seed, work / f"{task}-a-{seed}")
-                a_scores.append(official(a, positive))
-            d, plan = recommended(splits, spec, seed, work / f"{task}-d-{seed}")
-            d_scores.append(official(d, positive))
-            plans.append(plan)
-            print(f"{task} seed {seed}: recommended {d_scores[-1]:.4f}", flush=True)
-        if a_scores:
-            row["a_defaults"] = summarise(a_scores)
-        row["d_recommended"] = summarise(d_scores)
-        row["d_plan"] = plans[0]
-        row["seconds"] = round(time.monotonic() - started, 1)
-        row["d_beats_all"] = row["d_recommended"]["mean"] > max(
-            row["a_defaults"]["mean"], row["b_tfidf"], row["c_frozen_probe"]
-        )
-        results["tasks"][task] = row
-        print(
-            json.dumps({task: {k: v for k, v in row.items() if k != "d_plan"}}, indent=1),
-            flush=True,
-        )
-    results["date"] = time.strftime("%Y-%m-%d")
-    results["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs"
-    results["versions"] = {
-        n: metadata.version(n) for n in ("torch", "transformers", "scikit-learn")
-    }
-    out = ROOT / "bench" / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    lines = [
-        f"\n## {name} — {results['date']}\n",
-        f"- machine: {results['machine']}; {results['versions']}",
-    ]
-    for task, row in results["tasks"].items():
-        lines.append(
-            f"- {task} ({row['train_rows']} train rows, seeds {args.seeds}): (a) defaults "
-            f"{row['a_defaults']['mean']:.4f} (spread {row['a_defaults']['spread']:.4f}); "
-            f"(b) TF-IDF {row['b_tfidf']:.4f}; (c) frozen probe "
-            f"{row['c_frozen_probe']:.4f}; (d) recommended {row['d_recommended']['mean']:.4f} "
-            f"(spread {row['d_recommended']['spread']:.4f}); d beats a, b and c: {row['d_beats_all']}"
-            + (f" ({row['reused']})" if row.get("reused") else "")
-        )
-    with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
+    parts = ("reference", "recommended") if args.part == "all" else (args.part,)
+    for part in parts:
+        results: dict = {"rows": rows, "seeds": args.seeds, "tasks": {}}
+        for task in args.tasks:
+            spec, splits = load_task(task, args.rows)
+            row: dict = {"train_rows": len(splits["train"][0]), "test_rows": len(splits["test"][0])}
+            if part == "reference":
+                row.update(reference_part(task, splits, args.seeds, work))
+            else:
+                row.update(recommended_part(task, spec, splits, args.seeds, work))
+            results["tasks"][task] = row
+        results["date"] = time.strftime("%Y-%m-%d")
+        results["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs"
+        results["versions"] = {
+            n: metadata.version(n) for n in ("torch", "transformers", "scikit-learn")
+        }
+        out = ROOT / "bench" / "results" / f"{name}_{part}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    combine(name, rows, args.seeds)
     return 0
 
 

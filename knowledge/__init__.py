@@ -120,6 +120,10 @@ class ModelCard:
     source: str
     summary: str
     kind: str = "encoder"
+    # how the model was trained to pool a text into one vector: "mean" for sentence-embedding
+    # models (the mean of the token vectors); "default" for the rest (the architecture's own
+    # head, e.g. BERT's [CLS] through its pooler). Optional in models.toml.
+    pooling: str = "default"
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,8 @@ _INT_FIELDS = ("layers", "hidden", "max_positions")
 _STR_FIELDS = ("id", "kind", "domain", "licence", "architecture", "source", "summary")
 _STR_TUPLE_FIELDS = ("languages", "lora_targets")
 _MODEL_FIELDS = tuple(f.name for f in fields(ModelCard))
+_OPTIONAL_MODEL_FIELDS = {"pooling": "default"}
+POOLINGS = frozenset({"default", "mean"})
 _NOTE_FIELDS = tuple(f.name for f in fields(Note))
 
 
@@ -174,9 +180,11 @@ def _label(kind: str, index: int, entry: Any) -> str:
     return f"{kind} #{index + 1}"
 
 
-def _check_keys(entry: dict, label: str, allowed: tuple[str, ...], problems: list[str]) -> None:
+def _check_keys(
+    entry: dict, label: str, allowed: tuple[str, ...], problems: list[str], optional=()
+) -> None:
     for name in allowed:
-        if name not in entry:
+        if name not in entry and name not in optional:
             problems.append(f"{label}: missing field {name!r}")
     for name in sorted(set(entry) - set(allowed)):
         problems.append(f"{label}: unknown field {name!r}")
@@ -218,7 +226,12 @@ def validate_catalogue(raw: dict) -> dict[str, ModelCard]:
             problems.append(f"{label}: expected a table, got {type(entry).__name__}")
             continue
         before = len(problems)
-        _check_keys(entry, label, _MODEL_FIELDS, problems)
+        _check_keys(entry, label, _MODEL_FIELDS, problems, optional=_OPTIONAL_MODEL_FIELDS)
+        if entry.get("pooling", "default") not in POOLINGS:
+            problems.append(
+                f"{label}: field 'pooling' is {entry.get('pooling')!r}, "
+                f"expected one of {', '.join(sorted(POOLINGS))}"
+            )
         for name in _STR_FIELDS:
             _check_str(entry, label, name, problems)
         if isinstance(entry.get("id"), str) and entry["id"].strip():
@@ -280,6 +293,7 @@ def validate_catalogue(raw: dict) -> dict[str, ModelCard]:
                     embedded=entry["embedded"],
                     source=entry["source"],
                     summary=entry["summary"],
+                    pooling=entry.get("pooling", "default"),
                 )
             )
     _check_duplicates(ids, "model", problems)

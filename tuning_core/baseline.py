@@ -31,7 +31,7 @@ from tuning_core import recipe
 C = 10.0
 MIN_DF = 2
 HASH_FEATURES = 2**20
-METRICS = ("macro_f1", "accuracy")
+METRICS = ("macro_f1", "accuracy", "f1")
 FEATURES = (
     "tf-idf (sublinear tf) of word 1-2 grams + char_wb 2-5 grams, hashed (2^20 each), "
     "n-grams in at least 2 training rows"
@@ -72,8 +72,10 @@ def stratified_sample(labels: list[str], max_rows: int, seed: int, minimum: int 
     return sorted(chosen)
 
 
-def _score(metric: str, y_true: list[int], y_pred: list[int], labels: list[str]) -> float:
-    return float(recipe.classification_metrics(y_true, y_pred, labels)[metric])
+def _score(
+    metric: str, y_true: list[int], y_pred: list[int], labels: list[str], positive=None
+) -> float:
+    return float(recipe.classification_metrics(y_true, y_pred, labels, positive)[metric])
 
 
 def _summary(scores: list[float]) -> tuple[float | None, float | None]:
@@ -89,9 +91,10 @@ def run_baseline(
     max_rows: int = 20000,
     folds: int = 5,
     time_budget_s: float = 30,
+    positive: str | None = None,
 ) -> dict[str, Any]:
-    """Majority-class and TF-IDF + logistic-regression scores for `metric` ("macro_f1" or
-    "accuracy").
+    """Majority-class and TF-IDF + logistic-regression scores for `metric` ("macro_f1",
+    "accuracy", or "f1": the F1 of class `positive`).
 
     Returns {"metric", "seed", "rows_total", "rows_used", "sampled", "folds" (completed),
     "folds_planned", "validation_rows", "stopped_early", "seconds", "notes",
@@ -103,6 +106,8 @@ def run_baseline(
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
+    if (metric == "f1") != (positive is not None):
+        raise ValueError("metric 'f1' goes with a positive label, and only it")
     started = time.monotonic()
     texts, labels = splits["train"]
     notes: list[str] = []
@@ -115,6 +120,7 @@ def run_baseline(
     counts = Counter(y.tolist())
     result: dict[str, Any] = {
         "metric": metric,
+        "positive_label": positive,
         "seed": seed,
         "rows_total": len(texts),
         "rows_used": len(rows),
@@ -139,7 +145,7 @@ def run_baseline(
             "validation": None,
             "features": FEATURES,
             "C": C,
-            "class_weight": "balanced" if metric == "macro_f1" else None,
+            "class_weight": "balanced" if metric != "accuracy" else None,
             "fold_seconds": None,
         },
     }
@@ -182,7 +188,7 @@ def run_baseline(
     for train_idx, test_idx in fold_rows:
         guess = majority_of(y[train_idx])
         majority_scores.append(
-            _score(metric, y[test_idx].tolist(), [guess] * len(test_idx), label_list)
+            _score(metric, y[test_idx].tolist(), [guess] * len(test_idx), label_list, positive)
         )
     overall = majority_of(y)
     mean, std = _summary(majority_scores)
@@ -192,7 +198,7 @@ def run_baseline(
         "cv_std": std,
         "cv_scores": [round(s, 4) for s in majority_scores],
         "validation": (
-            round(_score(metric, val_y.tolist(), [overall] * len(val_y), label_list), 4)
+            round(_score(metric, val_y.tolist(), [overall] * len(val_y), label_list, positive), 4)
             if len(val_y)
             else None
         ),
@@ -219,7 +225,7 @@ def run_baseline(
     def features(batch: list[str]):
         return sparse.hstack([h.transform(batch) for h in hashers], format="csr")
 
-    class_weight = "balanced" if metric == "macro_f1" else None
+    class_weight = "balanced" if metric != "accuracy" else None
 
     def fit_predict(train_x, train_y, test_x):
         # keep the n-grams that at least MIN_DF training rows use: a much smaller model (most
@@ -246,7 +252,9 @@ def run_baseline(
             break
         t0 = time.monotonic()
         predicted = fit_predict(matrix[train_idx], y[train_idx], matrix[test_idx])
-        scores.append(_score(metric, y[test_idx].tolist(), predicted.tolist(), label_list))
+        scores.append(
+            _score(metric, y[test_idx].tolist(), predicted.tolist(), label_list, positive)
+        )
         fold_seconds.append(time.monotonic() - t0)
     if result["stopped_early"]:
         notes.append(
@@ -259,7 +267,9 @@ def run_baseline(
         projected = float(np.mean(fold_seconds)) * n_folds / (n_folds - 1)
         if time.monotonic() - started + projected <= time_budget_s:
             predicted = fit_predict(matrix, y, features(val_x))
-            validation = round(_score(metric, val_y.tolist(), predicted.tolist(), label_list), 4)
+            validation = round(
+                _score(metric, val_y.tolist(), predicted.tolist(), label_list, positive), 4
+            )
         else:
             notes.append(f"validation score skipped to stay within {time_budget_s:g} s")
     mean, std = _summary(scores)

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuning_core.models import model_facts
 from tuning_core.plan import Plan
 from tuning_core.profile import DataProfile
-from tuning_core.recommend import model_facts
 
 # RSS of a process that has imported torch, transformers and datasets (measured on the 2-core
 # CPU machine, 2026-11-28: 459 MB); `calibrate` replaces it with this machine's own figure.
@@ -76,9 +76,10 @@ def trainable_params_m(plan: Plan, params_m: float, layers: int, hidden: int, la
 
 
 def activation_mb(plan: Plan, layers: int, hidden: int, heads: int, seq: int) -> float:
-    """Activations kept for the backward pass of one micro-batch, fp32."""
+    """Activations kept for the backward pass of one micro-batch: the 16-bit figure, doubled
+    in fp32 (under bf16/fp16 autocast most saved tensors are 16-bit)."""
     b, s, h, a = plan.batch_size, seq, hidden, heads
-    per_layer = s * b * h * (34 + 5 * a * s / h) * 2
+    per_layer = s * b * h * (34 + 5 * a * s / h) * (2 if plan.precision == "fp32" else 1)
     return layers * per_layer / MB
 
 

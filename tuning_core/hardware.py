@@ -7,11 +7,14 @@ recommender.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
+import socket
 import subprocess
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -19,6 +22,12 @@ from typing import Any
 class GpuInfo:
     name: str
     memory_gb: float
+    compute_capability: float = 0.0  # e.g. 8.0 for an A100; 0 when unknown
+
+    @property
+    def bf16(self) -> bool:
+        """bfloat16 tensor cores arrived with compute capability 8.0 (Ampere)."""
+        return self.compute_capability >= 8.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,10 @@ class Resources:
     gpus: tuple[GpuInfo, ...] = field(default_factory=tuple)
     cpu_flags: tuple[str, ...] = field(default_factory=tuple)
     machine: str = ""
+    # where base models can come from: the Hugging Face hub (reachable now?) and the catalogue
+    # models already on this machine (the embedded default, the local hub cache)
+    hub: bool = False
+    models_here: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def has_cuda(self) -> bool:
@@ -55,6 +68,8 @@ class Resources:
             gpus=tuple(GpuInfo(**g) for g in raw.get("gpus", ())),
             cpu_flags=tuple(raw.get("cpu_flags", ())),
             machine=raw.get("machine", ""),
+            hub=bool(raw.get("hub", False)),
+            models_here=tuple(raw.get("models_here", ())),
         )
 
 
@@ -96,32 +111,76 @@ def _gpus() -> tuple[GpuInfo, ...]:
     exe = shutil.which("nvidia-smi")
     if not exe:
         return ()
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ()
+    out = ""
+    # compute_cap needs a driver from 2021 on; older ones answer the shorter query
+    for query in ("name,memory.total,compute_cap", "name,memory.total"):
+        try:
+            out = subprocess.run(
+                [exe, f"--query-gpu={query}", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout
+            break
+        except (OSError, subprocess.SubprocessError):
+            continue
     gpus = []
     for line in out.strip().splitlines():
-        name, _, mem = line.rpartition(",")
+        parts = [p.strip() for p in line.split(",")]
         try:
-            gpus.append(GpuInfo(name=name.strip(), memory_gb=round(float(mem) / 1024, 1)))
+            if len(parts) >= 3:
+                name, mem, cap = ",".join(parts[:-2]), float(parts[-2]), float(parts[-1])
+            else:
+                name, mem, cap = ",".join(parts[:-1]), float(parts[-1]), 0.0
         except ValueError:
             continue
+        gpus.append(GpuInfo(name=name, memory_gb=round(mem / 1024, 1), compute_capability=cap))
     return tuple(gpus)
 
 
-def probe_resources() -> Resources:
+def _hub_cache() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface"
+    return Path(home) / "hub"
+
+
+def models_on_disk(ids) -> tuple[str, ...]:
+    """Those of `ids` with a snapshot (config.json) in the local Hugging Face cache."""
+    cache = _hub_cache()
+    found = []
+    for model_id in ids:
+        folder = cache / ("models--" + model_id.replace("/", "--")) / "snapshots"
+        if folder.is_dir() and any(folder.glob("*/config.json")):
+            found.append(model_id)
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 0.8) -> bool:
+    """Whether huggingface.co answers now (False at once when HF_HUB_OFFLINE is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def probe_resources(check_hub: bool = True) -> Resources:
     """What this machine offers for training, read without importing torch."""
+    import knowledge
+
+    catalogue = knowledge.load_catalogue()
+    embedded = [m for m, card in catalogue.items() if card.embedded]
     return Resources(
         cpu_cores=_cpu_cores(),
         ram_gb=round(_ram_gb(), 1),
         gpus=_gpus(),
         cpu_flags=_cpu_flags(),
         machine=platform.machine(),
+        hub=hub_reachable() if check_hub else False,
+        models_here=tuple(embedded) + models_on_disk(m for m in catalogue if m not in embedded),
     )

@@ -18,8 +18,27 @@ from tuning_core.errors import PlanError
 EMBEDDED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 FREEZING_CHOICES = ("none", "head_only", "bottom_k", "lora")
+# "default": the model's own sequence-classification head (BERT: the [CLS] vector through the
+# pooler); "mean": the mean of the token vectors, as sentence-embedding models were trained
+POOLING_CHOICES = ("default", "mean")
 SCHEDULER_CHOICES = ("linear", "cosine", "constant", "constant_with_warmup")
-METRIC_CHOICES = ("macro_f1", "accuracy")
+METRIC_CHOICES = ("macro_f1", "accuracy", "f1")  # f1: F1 of the plan's positive_label
+PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+# what a search may vary (tuning_core.recommend fills the ranges; issue 5's runner reads them)
+SEARCHABLE = (
+    "learning_rate",
+    "epochs",
+    "warmup",
+    "weight_decay",
+    "dropout",
+    "label_smoothing",
+    "lora_rank",
+    "freeze_layers",
+    "layerwise_lr_decay",
+    "gradual_unfreezing",
+    "pooling",
+    "batch_size",
+)
 TASK_CHOICES = ("single_label_classification",)
 
 FREEZING_LABELS = {
@@ -42,6 +61,7 @@ class Plan:
     freeze_layers: int = 0  # with freezing="bottom_k": how many lower layers stay fixed
     lora_rank: int = 8
     lora_alpha: int = 16
+    pooling: str = "default"
     # regularisation
     dropout: float | None = None  # None keeps the model's own dropout
     weight_decay: float = 0.0
@@ -56,13 +76,19 @@ class Plan:
     warmup: float = 0.0  # share of the training steps
     scheduler: str = "linear"
     metric: str = "macro_f1"
+    positive_label: str | None = None  # with metric "f1": the class whose F1 counts
     seed: int = 42
+    precision: str = "fp32"  # fp32, or bf16/fp16 mixed precision (autocast)
     # discriminative fine-tuning (ULMFiT): each layer below the head learns this much slower
     # than the one above it; 1.0 gives every layer the same learning rate
     layerwise_lr_decay: float = 1.0
     # ULMFiT gradual unfreezing: the head alone trains in the first epoch, then one more group
     # of encoder layers each epoch from the top, the embeddings last; everything by the last one
     gradual_unfreezing: bool = False
+    # the hyperparameter search: name -> {"low", "high", "log"} or {"choices": [...]}, and
+    # how many trials to run (0: train once with the values above)
+    search_space: dict[str, Any] = field(default_factory=dict)
+    trials: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
 
     def problems(self) -> list[str]:
@@ -81,6 +107,10 @@ class Plan:
             f"freezing must be one of {', '.join(FREEZING_CHOICES)}, got {self.freezing!r}",
         )
         check(self.freeze_layers >= 0, f"freeze_layers must be >= 0, got {self.freeze_layers}")
+        check(
+            self.pooling in POOLING_CHOICES,
+            f"pooling must be one of {', '.join(POOLING_CHOICES)}, got {self.pooling!r}",
+        )
         if self.freezing == "bottom_k":
             check(self.freeze_layers >= 1, "freezing bottom layers needs freeze_layers >= 1")
         check(1 <= self.lora_rank <= 512, f"lora_rank must be 1..512, got {self.lora_rank}")
@@ -115,7 +145,19 @@ class Plan:
             self.metric in METRIC_CHOICES,
             f"metric must be one of {', '.join(METRIC_CHOICES)}, got {self.metric!r}",
         )
+        if self.metric == "f1":
+            check(
+                bool(self.positive_label),
+                "metric 'f1' needs positive_label (the class whose F1 counts)",
+            )
         check(0 <= self.seed < 2**32, f"seed must be 0..2**32-1, got {self.seed}")
+        check(
+            self.precision in PRECISION_CHOICES,
+            f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}",
+        )
+        check(0 <= self.trials <= 1000, f"trials must be 0..1000, got {self.trials}")
+        for name, space in self.search_space.items():
+            out.extend(_space_problems(name, space))
         check(
             isinstance(self.class_weights, bool),
             f"class_weights must be true or false, got {self.class_weights!r}",
@@ -189,6 +231,26 @@ class Plan:
         return cls.from_dict(raw)
 
 
+def _space_problems(name: str, space: Any) -> list[str]:
+    """What is wrong with one search-space entry (empty when it is usable)."""
+    if name not in SEARCHABLE:
+        return [f"search_space: {name!r} cannot be searched (one of {', '.join(SEARCHABLE)})"]
+    if not isinstance(space, dict):
+        return [f"search_space: {name} must be a table, got {space!r}"]
+    if "choices" in space:
+        choices = space["choices"]
+        if not isinstance(choices, list) or not choices:
+            return [f"search_space: {name} choices must be a non-empty list"]
+        return []
+    low, high = space.get("low"), space.get("high")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+    if not numbers or not low < high:
+        return [f"search_space: {name} needs numbers low < high, got {low!r} and {high!r}"]
+    if space.get("log") and low <= 0:
+        return [f"search_space: {name} on a log scale needs low > 0, got {low}"]
+    return []
+
+
 class _Optional:
     """Marks a field that also accepts null."""
 
@@ -205,6 +267,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "freeze_layers": int,
     "lora_rank": int,
     "lora_alpha": int,
+    "pooling": str,
     "dropout": _Optional(float),
     "weight_decay": float,
     "label_smoothing": float,
@@ -217,9 +280,13 @@ _FIELD_TYPES: dict[str, Any] = {
     "warmup": float,
     "scheduler": str,
     "metric": str,
+    "positive_label": _Optional(str),
     "seed": int,
+    "precision": str,
     "layerwise_lr_decay": float,
     "gradual_unfreezing": bool,
+    "search_space": dict,
+    "trials": int,
     "extras": dict,
 }
 

@@ -12,6 +12,7 @@ about them is the recommender's and the conversation's business.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -47,6 +48,9 @@ class DataProfile:
     leaked_near: dict[str, int] = field(default_factory=dict)  # split -> near (not exact) leaks
     findings: list[dict] = field(default_factory=list)  # quality.Finding.to_dict(), worst first
     length_rows: int = 0  # training rows whose tokens were counted (a sample on big data)
+    # shares of the sampled training texts with @mentions, #hashtags, links, and of letters
+    # outside ASCII: hints at the domain (tweets) and the language for the model choice
+    text_traits: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -221,6 +225,7 @@ def profile_rows(
         token_lengths={
             "p50": _percentile(lengths, 0.50),
             "p90": _percentile(lengths, 0.90),
+            "p95": _percentile(lengths, 0.95),
             "p99": _percentile(lengths, 0.99),
             "max": int(max(int(lengths[-1]) if len(lengths) else 0, extra_max)),
         },
@@ -235,4 +240,26 @@ def profile_rows(
         leaked_near=found["leaked_near"],
         findings=[f.to_dict() for f in findings],
         length_rows=len(sample),
+        text_traits=text_traits([texts[i] for i in sample[:TRAIT_SAMPLE].tolist()]),
     )
+
+
+TRAIT_SAMPLE = 5_000
+_MENTION = re.compile(r"(?:^|\s)@\w+")
+_HASHTAG = re.compile(r"(?:^|\s)#\w+")
+_LINK = re.compile(r"https?://|www\.")
+
+
+def text_traits(texts: list[str]) -> dict[str, float]:
+    """Shares of `texts` with a mention, a hashtag, a link; share of letters outside ASCII."""
+    if not texts:
+        return {}
+    n = len(texts)
+    letters = sum(ch.isalpha() for t in texts for ch in t)
+    foreign = sum(ch.isalpha() and not ch.isascii() for t in texts for ch in t)
+    return {
+        "mentions": round(sum(bool(_MENTION.search(t)) for t in texts) / n, 4),
+        "hashtags": round(sum(bool(_HASHTAG.search(t)) for t in texts) / n, 4),
+        "links": round(sum(bool(_LINK.search(t)) for t in texts) / n, 4),
+        "non_ascii_letters": round(foreign / letters, 4) if letters else 0.0,
+    }

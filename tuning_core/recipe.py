@@ -401,6 +401,8 @@ def build_model(plan: dict, labels: list[str]):
     model = AutoModelForSequenceClassification.from_pretrained(
         path, config=config, dtype=torch.float32
     )
+    if plan.get("pooling", "default") == "mean":
+        use_mean_pooling(model)
     freezing = plan.get("freezing", "none")
     if freezing == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
@@ -431,11 +433,47 @@ def build_model(plan: dict, labels: list[str]):
     return model
 
 
+def use_mean_pooling(model) -> None:
+    """Classify from the mean of the token vectors (padding left out) instead of the [CLS]
+    vector through the pooler: sentence-embedding models were trained that way.
+
+    The backbone's pooler is swapped for a parameter-free masked mean; a forward pre-hook
+    hands it each batch's attention mask. Needs a backbone with a `pooler` (BERT family).
+    """
+    import torch
+
+    backbone = model.base_model
+    if not hasattr(backbone, "pooler"):
+        raise ValueError(f"mean pooling needs a BERT-style model, not {type(model).__name__}")
+
+    class MeanPooler(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mask = None
+
+        def forward(self, hidden_states):
+            if self.mask is None:
+                return hidden_states.mean(dim=1)
+            mask = self.mask.unsqueeze(-1).to(hidden_states.dtype)
+            return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+    pooler = MeanPooler()
+    backbone.pooler = pooler
+
+    def keep_mask(module, args, kwargs):
+        pooler.mask = kwargs.get("attention_mask")
+
+    model.register_forward_pre_hook(keep_mask, with_kwargs=True)
+
+
 # ---------------------------------------------------------------- evaluation
 
 
-def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[str]) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
+def classification_metrics(
+    y_true: list[int], y_pred: list[int], labels: list[str], positive: str | None = None
+) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix;
+    with `positive`, also "f1": the F1 of that class (the usual score of a binary task)."""
     n = len(labels)
     confusion = [[0] * n for _ in range(n)]
     for t, p in zip(y_true, y_pred, strict=True):
@@ -458,7 +496,7 @@ def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[st
     accuracy = sum(confusion[i][i] for i in range(n)) / total if total else 0.0
     present = [label for label in labels if per_class[label]["support"] > 0] or labels
     macro_f1 = sum(per_class[label]["f1"] for label in present) / len(present)
-    return {
+    out = {
         "accuracy": round(accuracy, METRIC_DIGITS),
         "macro_f1": round(macro_f1, METRIC_DIGITS),
         "per_class": per_class,
@@ -466,14 +504,19 @@ def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[st
         "labels": list(labels),
         "n": total,
     }
+    if positive is not None:
+        out["f1"] = per_class[positive]["f1"]
+        out["positive_label"] = positive
+    return out
 
 
-def _compute_metrics_for(labels: list[str]):
+def _compute_metrics_for(labels: list[str], positive: str | None = None):
     def compute(eval_pred) -> dict:
         logits, label_ids = eval_pred.predictions, eval_pred.label_ids
         preds = logits.argmax(axis=-1).tolist()
-        m = classification_metrics(label_ids.tolist(), preds, labels)
-        return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+        m = classification_metrics(label_ids.tolist(), preds, labels, positive)
+        keys = ("accuracy", "macro_f1", "f1") if positive else ("accuracy", "macro_f1")
+        return {k: m[k] for k in keys}
 
     return compute
 
@@ -802,6 +845,10 @@ def train_and_evaluate(
 
     train_set, val_set, test_set = encode("train"), encode("validation"), encode("test")
     metric = plan.get("metric", "macro_f1")
+    positive = plan.get("positive_label") if metric == "f1" else None
+    if positive is not None and positive not in label_ids:
+        raise ValueError(f"positive_label {positive!r} is not one of the labels {labels}")
+    precision = plan.get("precision", "fp32")
     args = TrainingArguments(
         output_dir=str(out_dir / "checkpoints"),
         learning_rate=float(plan["learning_rate"]),
@@ -825,6 +872,8 @@ def train_and_evaluate(
         report_to="none",
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
+        bf16=precision == "bf16",  # autocast; on a CPU too (fast where it has AMX)
+        fp16=precision == "fp16",
         dataloader_num_workers=0,
         restore_callback_states_from_checkpoint=True,
     )
@@ -848,7 +897,7 @@ def train_and_evaluate(
         eval_dataset=val_set,
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer=tokenizer),
-        compute_metrics=_compute_metrics_for(labels),
+        compute_metrics=_compute_metrics_for(labels, positive),
         callbacks=all_callbacks,
     )
     trainer.remove_callback(PrinterCallback)
@@ -861,7 +910,7 @@ def train_and_evaluate(
         # predictions pair with their label ids; the eval sampler may reorder rows
         out = trainer.predict(dataset)
         preds = out.predictions.argmax(axis=-1).tolist()
-        return classification_metrics(out.label_ids.tolist(), preds, labels)
+        return classification_metrics(out.label_ids.tolist(), preds, labels, positive)
 
     report = {
         "validation": predict(val_set),
@@ -884,11 +933,14 @@ def train_and_evaluate(
 def headline(report: dict) -> dict:
     """The few numbers printed on the last line and compared by `--verify`."""
     test = report["test"]
-    return {
+    out = {
         "test_accuracy": test["accuracy"],
         "test_macro_f1": test["macro_f1"],
         "validation_macro_f1": report["validation"]["macro_f1"],
     }
+    if "f1" in test:
+        out[f"test_f1_{test['positive_label']}"] = test["f1"]
+    return out
 
 
 # ---------------------------------------------------------------- command line
