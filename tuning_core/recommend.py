@@ -217,7 +217,7 @@ def _choose_model(
     fitting = [(card, why) for card in candidates for ok, why in [fits(card)] if ok]
     here = set(resources.models_here)
     usable = [(c, w) for c, w in fitting if resources.hub or c.id in here]
-    facts = f"{domain} text ({domain_why}), language {language} ({language_why})"
+    facts = f"{domain} text ({domain_why}) in language {language} ({language_why})"
     if not usable:
         card = knowledge.get_model(EMBEDDED_MODEL_ID)
         return EMBEDDED_MODEL_ID, Reason(
@@ -227,8 +227,8 @@ def _choose_model(
         )
     best, best_why = max(usable, key=lambda cw: rank(cw[0]))
     ideal, _ = max(fitting, key=lambda cw: rank(cw[0]))
-    text = f"{best.id} ({best.params_m}M parameters, {best.domain}, {best.licence}): {facts}; "
-    text += f"fits the time budget ({best_why}) and memory"
+    text = f"{best.params_m}M parameters, {best.domain}, {best.licence}; the data is {facts}; "
+    text += f"it fits the time budget ({best_why}) and memory"
     if ideal.id != best.id:
         text += (
             f". {ideal.id} would fit better ({ideal.domain}, {ideal.params_m}M), but it is not "
@@ -341,7 +341,7 @@ def recommend_plan(
     max_length = min(max_positions, int(math.ceil(p99 / 8) * 8))
     truncated = profile.truncated_share(max_length)
     text = (
-        f"{max_length}: p99 length is {lengths.get('p99')} tokens (p95 {lengths.get('p95', '?')}, "
+        f"p99 length is {lengths.get('p99')} tokens (p95 {lengths.get('p95', '?')}, "
         f"longest {lengths.get('max')}), so {truncated:.1%} of training texts are truncated; "
         "batches are padded only to their longest text"
     )
@@ -360,21 +360,21 @@ def recommend_plan(
     if positive:
         metric = "f1"
         reasons["metric"] = Reason(
-            f"F1 of '{positive}': two labels, one the negation of the other, so finding "
+            "two labels, one the negation of the other, so finding "
             f"'{positive}' is the point (TweetEval scores irony this way)",
             "metric-positive-f1",
         )
     elif len(labels) > 2 or profile.imbalance_ratio > 1.5:
         metric = "macro_f1"
         reasons["metric"] = Reason(
-            f"macro-F1: {len(labels)} classes, largest {profile.imbalance_ratio:.1f}x the "
+            f"{len(labels)} classes, largest {profile.imbalance_ratio:.1f}x the "
             "smallest; every class counts equally",
             "metric-macro-f1",
         )
     else:
         metric = "accuracy"
         reasons["metric"] = Reason(
-            f"accuracy: two classes, largest {profile.imbalance_ratio:.1f}x the smallest, "
+            f"two classes, largest {profile.imbalance_ratio:.1f}x the smallest, "
             "so accuracy is fair and easy to read",
             "metric-accuracy",
         )
@@ -383,12 +383,12 @@ def recommend_plan(
     batch_size = 16 if resources.has_cuda and train_rows > 20000 else 8
     learning_rate, epochs, patience = 5e-5, 3.0, 2
     reasons["learning_rate"] = Reason(
-        "5e-5 with a linear decay and no warmup: the Trainer default, which beat a tuned "
+        "linear decay, no warmup: the Trainer default, which beat a tuned "
         "'textbook' setting on TweetEval here",
         "trainer-defaults-lr-batch",
     )
     reasons["epochs"] = Reason(
-        "3 passes over the data, with the best epoch kept", "trainer-defaults-lr-batch"
+        "the Trainer default; the best epoch is kept", "trainer-defaults-lr-batch"
     )
     reasons["early_stopping_patience"] = Reason(
         "evaluate each epoch, keep the best checkpoint, stop after 2 epochs without gain",
@@ -403,10 +403,10 @@ def recommend_plan(
             f"{train_rows} training rows give only {steps_per_epoch} steps per epoch: train up to "
             f"{epochs:g} epochs at 1e-4 and keep the best (measured at 400 rows here)"
         )
-        reasons["learning_rate"] = Reason(f"1e-4 — {why}", "small-data-longer-training")
-        reasons["epochs"] = Reason(f"{epochs:g} — {why}", "small-data-longer-training")
+        reasons["learning_rate"] = Reason(why, "small-data-longer-training")
+        reasons["epochs"] = Reason(why, "small-data-longer-training")
         reasons["early_stopping_patience"] = Reason(
-            "patience 3: with short epochs, allow a few evaluations without gain",
+            "with short epochs, allow 3 evaluations without gain",
             "small-data-longer-training",
         )
 
@@ -469,7 +469,7 @@ def recommend_plan(
                 else ""
             )
             reasons["freezing"] = Reason(
-                f"full fine-tuning: the whole model ({params:,.1f}M parameters, ~"
+                f"the whole model ({params:,.1f}M parameters, ~"
                 f"{full_mb / 1024:.1f} GiB at batch 1) fits in {where}, and tuning every layer "
                 f"is the strong default{tiny}",
                 "head-only-small-data" if tiny else "full-finetune-default",
@@ -477,7 +477,7 @@ def recommend_plan(
     if freezing == "lora":
         lora_rank = 16 if train_rows >= 20000 else 8
         reasons["lora_rank"] = Reason(
-            f"rank {lora_rank} with alpha {2 * lora_rank} on {', '.join(card.lora_targets) if card else 'query, value'}"
+            f"alpha {2 * lora_rank}, on {', '.join(card.lora_targets) if card else 'query, value'}"
             + (": more data can use a larger update" if lora_rank == 16 else ": the common start"),
             "lora-rank",
         )
@@ -486,29 +486,29 @@ def recommend_plan(
     pooling = pooling_for(card, freezing)
     if card and card.pooling == "mean":
         reasons["pooling"] = Reason(
-            "the model's own head: with every layer training, mean pooling scored no better "
+            "with every layer training, mean pooling scored no better "
             "here (TweetEval emotion: full set and 100 rows); with a frozen encoder ('head "
             "only') tunesmith switches to the mean pooling this model was trained with",
             "mean-pooling-sentence-models",
         )
     else:
         reasons["pooling"] = Reason(
-            f"the model's own head ({card.architecture if card else 'its'} classification head)",
+            f"the {card.architecture if card else 'architecture'}'s own classification head",
             "full-finetune-default",
         )
 
     # -- regularisation
     reasons["dropout"] = Reason(
-        "keep the model's own dropout (0.1 for BERT-style models)", "dropout-pretrained"
+        "the pretrained model's own (0.1 for BERT-style models)", "dropout-pretrained"
     )
     reasons["weight_decay"] = Reason(
-        "0, the Trainer default: a 'textbook' 0.01 did not beat it on TweetEval here",
+        "the Trainer default: a 'textbook' 0.01 did not beat it on TweetEval here",
         "weight-decay-zero",
     )
     conflict_share = profile.conflicting_texts / train_rows
     label_smoothing = 0.1 if conflict_share > 0.01 else 0.0
     reasons["label_smoothing"] = Reason(
-        f"{label_smoothing:g}: {profile.conflicting_texts} texts carry conflicting labels "
+        f"{profile.conflicting_texts} texts carry conflicting labels "
         f"({conflict_share:.1%} of training rows)"
         + ("; soften the targets" if label_smoothing else "; no need to soften the targets"),
         "label-smoothing-conflicts",
@@ -516,12 +516,12 @@ def recommend_plan(
     class_weights = metric == "macro_f1" and profile.imbalance_ratio >= CLASS_WEIGHT_IMBALANCE
     reasons["class_weights"] = Reason(
         (
-            f"on: the largest class is {profile.imbalance_ratio:.1f}x the smallest and the "
+            f"the largest class is {profile.imbalance_ratio:.1f}x the smallest and the "
             "metric is macro-F1, so rare classes get a proportionally larger share of the loss"
         )
         if class_weights
         else (
-            f"off: imbalance {profile.imbalance_ratio:.1f}x is under "
+            f"imbalance {profile.imbalance_ratio:.1f}x is under "
             f"{CLASS_WEIGHT_IMBALANCE:g}x"
             + (" (the metric is not macro-averaged)" if metric != "macro_f1" else "")
             + "; below that they did not help here"
@@ -529,12 +529,12 @@ def recommend_plan(
         "class-weights-imbalance",
     )
     reasons["layerwise_lr_decay"] = Reason(
-        "off (1.0): on MiniLM it lowered the score here; the search tries 0.8-1.0 on models "
+        "on MiniLM it lowered the score here; the search tries 0.8-1.0 on models "
         "with 12 or more layers, where the papers found it helps",
         "layerwise-lr-decay",
     )
     reasons["gradual_unfreezing"] = Reason(
-        "off: not shown to beat plain fine-tuning here; with under "
+        "not shown to beat plain fine-tuning here; with under "
         f"{SMALL_DATA_ROWS} rows (ULMFiT's setting) the search tries it",
         "gradual-unfreezing",
     )
@@ -576,13 +576,13 @@ def recommend_plan(
     plan = plan.replace(batch_size=micro, grad_accum=accum)
     if accum > 1:
         reasons["batch_size"] = Reason(
-            f"{micro} per step x {accum} accumulated = {batch_size}: batch {batch_size} would "
+            f"{micro} per step x {accum} accumulated = {batch_size}: {batch_size} at once would "
             f"not fit in {MEMORY_SHARE:.0%} of {where}; ~{peak:,.0f} MB forecast at {micro}",
             "batch-fits-memory",
         )
     else:
         reasons["batch_size"] = Reason(
-            f"{batch_size}: more optimizer steps on a few thousand rows than batch 32 "
+            "more optimizer steps on a few thousand rows than batch 32 "
             f"(~{peak:,.0f} MB forecast, within {where})",
             "trainer-defaults-lr-batch",
         )
@@ -590,7 +590,7 @@ def recommend_plan(
         reasons["batch_size"]
         if accum > 1
         else Reason(
-            f"1: batch {batch_size} fits in memory, no need to accumulate", "batch-fits-memory"
+            f"batch {batch_size} fits in memory, no need to accumulate", "batch-fits-memory"
         )
     )
 
@@ -603,17 +603,17 @@ def recommend_plan(
         if affordable >= MIN_TRIALS:
             trials = min(MAX_TRIALS, affordable)
             why = (
-                f"{trials} trials: one run takes ~{minutes:.1f} min and pruning stops poor trials "
+                f"one run takes ~{minutes:.1f} min and pruning stops poor trials "
                 f"early (~{PRUNED_TRIAL_SHARE:.0%} of a run each), within {budget_said}"
             )
         else:
             why = (
-                f"no search: {budget_said} buys ~{affordable} trials of ~{minutes:.1f} min; TPE "
+                f"{budget_said} buys ~{affordable} trials of ~{minutes:.1f} min; TPE "
                 f"needs at least {MIN_TRIALS} before it beats the defaults, so train once"
             )
     else:
         why = (
-            f"no search unless you give a time budget (say 'search for 30 minutes'); one run "
+            f"none without a time budget (say 'search for 30 minutes'); one run "
             f"takes ~{minutes:.1f} min"
         )
     reasons["trials"] = Reason(why, "search-space-budget")
@@ -621,9 +621,8 @@ def recommend_plan(
         "around the plan: " + ", ".join(_describe_space(space)), "search-space-budget"
     )
     plan = plan.replace(search_space=space, trials=trials)
-    seed = plan.seed
     reasons["seed"] = Reason(
-        f"{seed}, fixed so a rerun gives the same numbers; seeds move results by about a point",
+        "fixed so a rerun gives the same numbers; seeds move results by about a point",
         "seed-variance",
     )
     return Recommendation(plan, reasons, minutes)
@@ -637,16 +636,16 @@ def _precision(resources: Resources) -> str:
 
 def _precision_reason(resources: Resources, precision: str) -> Reason:
     if precision == "bf16":
-        text = "bf16 autocast: the GPU has bfloat16 tensor cores (compute capability 8.0+)"
+        text = "the GPU has bfloat16 tensor cores (compute capability 8.0+)"
     elif precision == "fp16":
-        text = "fp16 autocast with loss scaling: the GPU predates bfloat16 (before Ampere)"
+        text = "with loss scaling: the GPU predates bfloat16 (before Ampere)"
     elif {"amx_bf16", "avx512_bf16"} & set(resources.cpu_flags):
         text = (
-            "fp32 on the CPU: bf16 autocast ran a step 1.7x faster here, but whether the "
+            "on the CPU bf16 autocast ran a step 1.7x faster here, but whether the "
             "metric holds under it is not measured yet"
         )
     else:
-        text = "fp32 on the CPU: it has no bfloat16 units, so autocast would not be faster"
+        text = "this CPU has no bfloat16 units, so autocast would not be faster"
     return Reason(text, "precision-by-device")
 
 
