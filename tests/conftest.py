@@ -27,6 +27,18 @@ def sentiment_csv(tmp_path_factory) -> Path:
     return write_sentiment_csv(tmp_path_factory.mktemp("data") / "posts.csv")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """The tiny model trains fastest on one thread; two threads on a busy 2-core machine made
+    training tests 20x slower (threads spinning). Use with pytestmark usefixtures."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def home(tmp_path) -> Path:
     """A fresh sessions home."""

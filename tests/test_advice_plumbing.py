@@ -19,13 +19,7 @@ from tuning_core.errors import PlanError
 from tuning_core.plan import Plan
 from tuning_core.profile import text_traits
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # every comparison on one thread
 
 
 @pytest.fixture(scope="module")

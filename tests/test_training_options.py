@@ -47,14 +47,7 @@ def stop_after(steps: int):
     return recipe.stop_callback(requested)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model trains fastest on one thread; two threads on a busy 2-core machine made
-    this file 20x slower (threads spinning). Every comparison here is within this setting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # every comparison on one thread
 
 
 @pytest.fixture(scope="module")

@@ -543,30 +543,22 @@ def recommend_plan(
     reasons["precision"] = _precision_reason(resources, precision)
 
     # -- batch size and gradient accumulation to fit memory
-    plan = Plan(
-        task=task,
-        base_model=base_model,
-        max_length=max_length,
+    plan = draft.replace(
         freezing=freezing,
         freeze_layers=freeze_layers,
         pooling=pooling,
         lora_rank=lora_rank,
         lora_alpha=2 * lora_rank,
-        weight_decay=0.0,
         label_smoothing=label_smoothing,
         early_stopping_patience=patience,
         class_weights=class_weights,
         learning_rate=learning_rate,
-        batch_size=batch_size,
         epochs=epochs,
-        warmup=0.0,
-        scheduler="linear",
         metric=metric,
         positive_label=positive,
         seed=int(constraints.get("seed", 42)),
-        precision=precision,
         extras={"lora_targets": list(card.lora_targets)} if freezing == "lora" and card else {},
-    ).validate()
+    )
     micro, accum = batch_size, 1
     peak = _peak_mb(plan, profile)
     limit = MEMORY_SHARE * memory_gb * 1024 if memory_gb else math.inf
