@@ -198,6 +198,18 @@ def parse_adjustment(text: str) -> Adjustment:
         out.changes["pooling"] = "mean"
     elif re.search(r"\b(?:cls|default|model's own)[ -]pool", t):
         out.changes["pooling"] = "default"
+    if re.search(r"\b(?:random|shuffled?) (?:batches|order|sampling)\b|\bshuffle the rows\b", t):
+        out.changes["sampling"] = "random"
+    elif re.search(r"\bbuckets?\b", t):
+        out.changes["sampling"] = "buckets"
+    elif re.search(r"\bgroup(?:ed)? by length\b|\blength[ -]grouped\b", t):
+        out.changes["sampling"] = "length"
+    if re.search(r"\b(?:all|every|whole|full) (?:the )?validation\b", t):
+        out.changes["eval_rows"] = 0
+    else:
+        match = re.search(r"\b(?:eval(?:uate)? rows|validation sample(?: of)?)\s+(\d+)", t)
+        if match:
+            out.changes["eval_rows"] = int(match.group(1))
     if re.search(r"\bno early[ -]stopping\b|\bdisable early[ -]stopping\b", t):
         out.changes["early_stopping_patience"] = 0
     for name in ("linear", "cosine", "constant_with_warmup", "constant"):
@@ -280,6 +292,8 @@ TOPICS = {
     "trials": ("search", "trial", "optuna", "budget"),
     "grad_accum": ("accumulat",),
     "pooling": ("pooling", "mean pool", "[cls]"),
+    "sampling": ("sampling", "shuffl", "bucket", "batch order", "random batches"),
+    "eval_rows": ("validation sample", "eval rows", "sample of the validation", "each epoch"),
     "freezing": ("lora", "freez", "head only", "layers", "adapter", "unfreez"),
     "learning_rate": ("learning rate", " lr"),
     "batch_size": ("batch",),

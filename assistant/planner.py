@@ -191,12 +191,14 @@ PLAN_ROWS = (
     ("pooling", "Pooling"),
     ("learning_rate", "Learning rate"),
     ("batch_size", "Batch size"),
+    ("sampling", "Batch order"),
     ("epochs", "Epochs"),
     ("precision", "Precision"),
     ("weight_decay", "Weight decay"),
     ("dropout", "Dropout"),
     ("label_smoothing", "Label smoothing"),
     ("early_stopping_patience", "Early stopping"),
+    ("eval_rows", "Checked each epoch"),
     ("class_weights", "Class weights"),
     ("layerwise_lr_decay", "Layer-wise LR decay"),
     ("gradual_unfreezing", "Gradual unfreezing"),
@@ -205,7 +207,12 @@ PLAN_ROWS = (
     ("seed", "Seed"),
 )
 # shown only when on (the table stays short for the common plan)
-OPTIONAL_ROWS = {"layerwise_lr_decay": 1.0, "gradual_unfreezing": False}
+OPTIONAL_ROWS = {"layerwise_lr_decay": 1.0, "gradual_unfreezing": False, "eval_rows": 0}
+SAMPLING_LABELS = {
+    "length": "grouped by length, longest first",
+    "buckets": "grouped by length, shuffled",
+    "random": "shuffled rows",
+}
 
 
 def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
@@ -230,6 +237,10 @@ def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
         elif name == "trials":
             trials = plan.get("trials", 0)
             value = f"{trials} trials" if trials else "off (train once)"
+        elif name == "sampling":
+            value = SAMPLING_LABELS.get(plan.get("sampling", "length"), plan.get("sampling"))
+        elif name == "eval_rows":
+            value = f"a {plan['eval_rows']:,}-row validation sample"
         elif name == "precision":
             value = plan.get("precision", "fp32")
         elif name == "pooling":

@@ -179,3 +179,11 @@ def test_limits_said_in_the_chat_plan_again(tmp_path, sentiment_csv):
     assert planner.state.plan["class_weights"] is False and planner.state.plan["trials"] == 2
     rows = dict((name, value) for name, _, value in plan_rows(planner.state.plan))
     assert rows["trials"] == "2 trials" and rows["class_weights"] == "off"
+
+    replies = planner.handle("random batches, validation sample 40")
+    assert planner.state.plan["sampling"] == "random" and planner.state.plan["eval_rows"] == 40
+    rows = dict((name, value) for name, _, value in plan_rows(planner.state.plan))
+    assert rows["sampling"] == "shuffled rows"
+    assert rows["eval_rows"] == "a 40-row validation sample"
+    answer = "\n".join(r.text for r in planner.handle("why this batch order?"))
+    assert "similar length" in answer and "Source:" in answer

@@ -122,6 +122,11 @@ def test_column_remap_in_plain_words(planner, tmp_path):
         ("warmup 10%", {"warmup": 0.1}),
         ("no early stopping", {"early_stopping_patience": 0}),
         ("label smoothing 0.1 and dropout 0.2", {"label_smoothing": 0.1, "dropout": 0.2}),
+        ("random batches", {"sampling": "random"}),
+        ("shuffled buckets please", {"sampling": "buckets"}),
+        ("group by length again", {"sampling": "length"}),
+        ("check all the validation rows", {"eval_rows": 0}),
+        ("validation sample of 500", {"eval_rows": 500}),
     ],
 )
 def test_adjustment_parser(text, expected):

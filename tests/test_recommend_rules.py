@@ -211,8 +211,28 @@ def test_every_decision_has_a_reason_and_a_note(resources, constraints):
         "base_model", "max_length", "freezing", "learning_rate", "batch_size", "grad_accum",
         "epochs", "weight_decay", "dropout", "label_smoothing", "early_stopping_patience",
         "class_weights", "layerwise_lr_decay", "gradual_unfreezing", "precision", "metric",
-        "search_space", "trials", "seed",
+        "search_space", "trials", "seed", "sampling", "eval_rows", "pooling",
     ):  # fmt: skip
         assert rec.reasons[name].text, name
         assert rec.reasons[name].note in notes, (name, rec.reasons[name].note)
     assert recommend_plan(TASK, profile(), resources, constraints).to_dict() == rec.to_dict()
+
+
+def test_early_stopping_reads_a_validation_sample_when_validation_outgrows_training():
+    def irony(train):
+        half = train // 2
+        return profile(
+            train=train,
+            labels={"irony": half, "non_irony": train - half},
+            rows={"train": train, "validation": 955, "test": 784},
+        )
+
+    small = recommend_plan(TASK, irony(400), CPU)
+    assert small.plan.eval_rows == 400
+    assert "955 rows" in small.reasons["eval_rows"].text
+    assert "400-row sample" in small.reasons["eval_rows"].text
+    assert recommend_plan(TASK, irony(120), CPU).plan.eval_rows == 300  # EVAL_ROWS_MIN at least
+    full = recommend_plan(TASK, irony(2862), CPU)
+    assert full.plan.eval_rows == 0
+    assert "all 955 validation rows" in full.reasons["eval_rows"].text
+    assert full.plan.sampling == "length"

@@ -5,6 +5,7 @@ must repeat themselves bit for bit, also across a stop mid-epoch and a resume.""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 
@@ -393,3 +394,57 @@ def test_all_options_stop_mid_epoch_and_resume_like_an_uninterrupted_run(
     resumed = train(plan, data, run_dir, resume=True)
     assert comparable(resumed) == comparable(whole)
     assert math.isclose(resumed["epochs_run"], 6.0)
+
+
+def test_training_order_modes():
+    lengths = [(i * 37) % 61 + 3 for i in range(203)]  # 25 batches of 8 and a short last one
+    length = recipe.training_order(lengths, 8, seed=5, sampling="length")
+    buckets = recipe.training_order(lengths, 8, seed=5, sampling="buckets")
+    shuffled = recipe.training_order(lengths, 8, seed=5, sampling="random")
+    for order in (length, buckets, shuffled):
+        assert sorted(order) == list(range(203))
+    assert recipe.training_order(lengths, 8, seed=5, sampling="buckets") == buckets
+
+    def batches(order):
+        return [tuple(order[i : i + 8]) for i in range(0, len(order), 8)]
+
+    # buckets: the very batches of the length grouping, in another order, the short one last
+    assert sorted(batches(buckets)) == sorted(batches(length))
+    assert batches(buckets)[-1] == batches(length)[-1]
+    assert batches(buckets) != batches(length)
+
+    def sweeps(order):  # batches longer than the one before: a length grouping has few
+        tops = [max(lengths[i] for i in b) for b in batches(order)]
+        return sum(b > a for a, b in itertools.pairwise(tops))
+
+    assert sweeps(length) < sweeps(buckets)
+
+    def spread(order):  # mean range of lengths inside a batch: grouping keeps it small
+        return sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches(order))
+
+    assert spread(buckets) == spread(length) < spread(shuffled) / 3
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        recipe.training_order(lengths, 8, seed=5, sampling="sorted")
+
+
+def test_eval_rows_sample_checks_each_epoch_and_the_report_reads_all(tiny_model, data, tmp_path):
+    from transformers import TrainerCallback
+
+    class Seen(TrainerCallback):
+        def __init__(self):
+            self.sizes = []
+
+        def on_evaluate(self, args, state, control, eval_dataloader=None, **kwargs):
+            self.sizes.append(len(eval_dataloader.dataset))
+
+    validation = sum(1 for _ in recipe.load_splits(data)["validation"][1])
+    full, sampled = Seen(), Seen()
+    plan = plan_dict(tiny_model, epochs=2.0)
+    report = train(plan, data, tmp_path / "full", callbacks=[full])
+    assert full.sizes == [validation, validation]
+    plan = plan_dict(tiny_model, epochs=2.0, eval_rows=6, sampling="buckets")
+    report = train(plan, data, tmp_path / "sampled", callbacks=[sampled])
+    assert sampled.sizes[:2] == [6, 6] and validation > 6
+    assert sum(c["support"] for c in report["validation"]["per_class"].values()) == validation
+    again = train(plan, data, tmp_path / "again")
+    assert comparable(again) == comparable(report)

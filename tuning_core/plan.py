@@ -24,6 +24,10 @@ POOLING_CHOICES = ("default", "mean")
 SCHEDULER_CHOICES = ("linear", "cosine", "constant", "constant_with_warmup")
 METRIC_CHOICES = ("macro_f1", "accuracy", "f1")  # f1: F1 of the plan's positive_label
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+# the order of training batches: "length" groups texts of similar length into a batch, in runs
+# from the longest to the shortest (the Trainer's group_by_length); "buckets" groups them the
+# same way and shuffles the batches; "random" shuffles the rows
+SAMPLING_CHOICES = ("length", "buckets", "random")
 # what a search may vary (tuning_core.recommend fills the ranges; issue 5's runner reads them)
 SEARCHABLE = (
     "learning_rate",
@@ -79,6 +83,10 @@ class Plan:
     positive_label: str | None = None  # with metric "f1": the class whose F1 counts
     seed: int = 42
     precision: str = "fp32"  # fp32, or bf16/fp16 mixed precision (autocast)
+    sampling: str = "length"
+    # validation rows evaluated each epoch for early stopping: a stratified sample when the
+    # validation split has more (0: all of them); the final report always uses all of them
+    eval_rows: int = 0
     # discriminative fine-tuning (ULMFiT): each layer below the head learns this much slower
     # than the one above it; 1.0 gives every layer the same learning rate
     layerwise_lr_decay: float = 1.0
@@ -155,6 +163,11 @@ class Plan:
             self.precision in PRECISION_CHOICES,
             f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}",
         )
+        check(
+            self.sampling in SAMPLING_CHOICES,
+            f"sampling must be one of {', '.join(SAMPLING_CHOICES)}, got {self.sampling!r}",
+        )
+        check(self.eval_rows >= 0, f"eval_rows must be >= 0 (0: all), got {self.eval_rows}")
         check(0 <= self.trials <= 1000, f"trials must be 0..1000, got {self.trials}")
         for name, space in self.search_space.items():
             out.extend(_space_problems(name, space))
@@ -283,6 +296,8 @@ _FIELD_TYPES: dict[str, Any] = {
     "positive_label": _Optional(str),
     "seed": int,
     "precision": str,
+    "sampling": str,
+    "eval_rows": int,
     "layerwise_lr_decay": float,
     "gradual_unfreezing": bool,
     "search_space": dict,
