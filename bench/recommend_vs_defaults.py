@@ -15,7 +15,9 @@ metric (emotion: macro-F1; irony: F1 of the `irony` class). `--rows 400` trains 
 
 (a), (b) and (c) do not depend on tunesmith's rules: `--part reference` runs just them and
 `--part recommended` just (d), each into bench/results/recommend_vs_defaults_<rows>_<part>.json;
-when both parts exist the second one to end merges them (or `--part combine`).
+when both parts exist the second one to end merges them (or `--part combine`). The time ratio
+(d)/(a) is fair only when both parts ran under the same load: run them at the same time, one
+thread each (OMP_NUM_THREADS=1), one per core.
 
 Writes bench/results/recommend_vs_defaults_<rows>.json and a dated row in bench/RESULTS.md.
 """
