@@ -537,8 +537,9 @@ def recommend_plan(
         "layerwise-lr-decay",
     )
     reasons["gradual_unfreezing"] = Reason(
-        "not shown to beat plain fine-tuning here; with under "
-        f"{SMALL_DATA_ROWS} rows (ULMFiT's setting) the search tries it",
+        "+1 point on 400 emotion rows here (three seeds), within a seed's spread and not yet "
+        f"checked on another task; with under {SMALL_DATA_ROWS} rows (ULMFiT's setting) the "
+        "search tries it",
         "gradual-unfreezing",
     )
 
