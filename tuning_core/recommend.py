@@ -581,8 +581,6 @@ def recommend_plan(
         early_stopping_patience=patience,
         class_weights=class_weights,
         eval_rows=eval_rows,
-        learning_rate=learning_rate,
-        epochs=epochs,
         metric=metric,
         positive_label=positive,
         seed=int(constraints.get("seed", 42)),
