@@ -47,18 +47,66 @@ MODES = ("recipe", "recipe-random", "stock", "stock-init", "stock-eval")
 RESULTS = ROOT / "bench" / "results"
 
 
-def run_recipe(task, spec, splits, seed: int, work: Path, sampling: str) -> float:
+def epoch_trace(splits, labels, positive, tokenizer, max_length: int, out: list):
+    """A callback that scores validation and test (official metric) after each epoch with the
+    model as it stands, appending [validation, test] to `out`. It draws no random numbers, so
+    the run it watches trains exactly as it would without it."""
+    import torch
+    from transformers import TrainerCallback
+
+    ids = {y: i for i, y in enumerate(labels)}
+
+    def score(model, name):
+        texts, names = splits[name]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        preds = [0] * len(texts)
+        for start in range(0, len(order), 64):
+            rows = order[start : start + 64]
+            enc = tokenizer(
+                [texts[i] for i in rows],
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            with torch.no_grad():
+                logits = model(**enc.to(model.device)).logits
+            for i, p in zip(rows, logits.argmax(-1).tolist(), strict=True):
+                preds[i] = p
+        metrics = recipe.classification_metrics([ids[y] for y in names], preds, labels)
+        return round(official(metrics, positive), 4)
+
+    class EpochTrace(TrainerCallback):
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            was_training = model.training
+            model.eval()
+            out.append([score(model, "validation"), score(model, "test")])
+            model.train(was_training)
+
+    return EpochTrace()
+
+
+def run_recipe(task, spec, splits, seed: int, work: Path, sampling: str, trace=None) -> float:
     profile = profile_rows(splits, EMBEDDED_MODEL_ID)
     rec = recommend_plan("single_label_classification", profile, probe_resources(), {"seed": seed})
     files = write_splits(splits, work / "data")
     data = {**spec.to_dict(), "files": files, "readers": {}, "sha256": {}}
     data["labels"] = sorted(set(splits["train"][1]))
     plan = {**rec.plan.to_dict(), "sampling": sampling}
-    report = recipe.train_and_evaluate(plan, data, work / "run")
+    callbacks = []
+    if trace is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(recipe.resolve_model(plan["base_model"]))
+        labels = data["labels"]
+        callbacks.append(
+            epoch_trace(splits, labels, TASKS[task], tokenizer, plan["max_length"], trace)
+        )
+    report = recipe.train_and_evaluate(plan, data, work / "run", callbacks=callbacks)
     return official(report["test"], TASKS[task])
 
 
-def run_stock(task, splits, seed: int, work: Path, mode: str) -> float:
+def run_stock(task, splits, seed: int, work: Path, mode: str, trace=None) -> float:
     recipe.quiet_libraries()
     from datasets import Dataset
     from transformers import (
@@ -107,6 +155,8 @@ def run_stock(task, splits, seed: int, work: Path, mode: str) -> float:
         data_collator=DataCollatorWithPadding(tokenizer),
     )
     trainer.remove_callback(PrinterCallback)
+    if trace is not None:
+        trainer.add_callback(epoch_trace(splits, labels, TASKS[task], tokenizer, 128, trace))
     trainer.train()
     pred = trainer.predict(encode("test"))
     metrics = recipe.classification_metrics(
@@ -137,6 +187,9 @@ def main() -> int:
     parser.add_argument("--modes", nargs="+", default=["recipe", "stock"], choices=MODES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
     parser.add_argument("--rows", type=int, default=0, help="stratified training subsample")
+    parser.add_argument(
+        "--trace", action="store_true", help="also score validation and test after each epoch"
+    )
     args = parser.parse_args()
     spec, splits = load_task(args.task, args.rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -145,13 +198,16 @@ def main() -> int:
             for seed in args.seeds:
                 t0 = time.monotonic()
                 work = Path(tmp) / f"{mode}-{seed}"
+                trace = [] if args.trace else None
                 if mode.startswith("recipe"):
                     sampling = "random" if mode == "recipe-random" else "length"
-                    score = run_recipe(args.task, spec, splits, seed, work, sampling)
+                    score = run_recipe(args.task, spec, splits, seed, work, sampling, trace)
                 else:
-                    score = run_stock(args.task, splits, seed, work, mode)
+                    score = run_stock(args.task, splits, seed, work, mode, trace)
                 row = {"task": args.task, "rows": args.rows, "mode": mode, "seed": seed}
                 row["score"] = score
+                if trace is not None:
+                    row["epochs"] = trace  # [validation, test] after each epoch
                 row["seconds"] = round(time.monotonic() - t0, 1)
                 with (RESULTS / "recipe_vs_trainer.jsonl").open("a") as fh:
                     fh.write(json.dumps(row) + "\n")
