@@ -130,6 +130,33 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_report(args: argparse.Namespace) -> int:
+    from tuning_core.judge import judge, judgement_text
+    from tuning_core.recipe import headline
+    from tuning_core.runs import read_report
+
+    store = SessionStore(_home(args))
+    session = store.open(args.session)
+    state = session.load_state() or {}
+    run_dir = state.get("run_dir")
+    report = read_report(Path(run_dir)) if run_dir else None
+    if report is None:
+        raise TuningError(f"Session {args.session} has no finished run to report on")
+    verdict = report.get("judge") or judge(report)
+    if args.json:
+        out = {
+            "session": args.session,
+            "run_dir": run_dir,
+            "headline": headline(report),
+            "judge": verdict,
+        }
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 0
+    print(f"Session {args.session}, {Path(run_dir).name}\n")
+    print(judgement_text(verdict))
+    return 0
+
+
 def run_app(args: argparse.Namespace) -> int:
     from assistant.app import TunesmithApp
 
@@ -162,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("session", help="session id (see `tunesmith sessions`)")
     export.add_argument("--out", required=True, help="folder to write (must be new or empty)")
     export.add_argument("--home", dest="sub_home", help="sessions folder")
+    report = sub.add_parser("report", help="the verdict on a session's finished run")
+    report.add_argument("session", help="session id (see `tunesmith sessions`)")
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+    report.add_argument("--home", dest="sub_home", help="sessions folder")
     return parser
 
 
@@ -179,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_profile(args)
         if args.command == "export":
             return run_export(args)
+        if args.command == "report":
+            return run_report(args)
         return run_app(args)
     except TuningError as exc:
         print(f"tunesmith: {exc.message}", file=sys.stderr)

@@ -300,6 +300,8 @@ class Planner:
                 "metric": report["metric"],
                 "epochs_run": report.get("epochs_run"),
                 "train_rows": report.get("train_rows"),
+                "train_fit": report.get("train_fit"),
+                "judge": report.get("judge"),
             }
             self._go("results")
             return [Reply(self._results_text(), "results")]
@@ -976,20 +978,19 @@ class Planner:
         ]
 
     def _results_text(self) -> str:
+        from tuning_core.judge import judge, judgement_text
+
         report = self.state.report or {}
-        test, val = report["test"], report["validation"]
-        metric = report["metric"]
-        label = metric_label({"metric": metric, "positive_label": test.get("positive_label")})
+        val, metric = report["validation"], report["metric"]
+        # runs from before the verdict existed are judged now, without test-set baselines
+        verdict = report.get("judge") or judge(report)
         lines = [
             f"**Results** (best epoch kept; {report.get('epochs_run')} epochs run on "
             f"{report.get('train_rows')} training rows)",
             "",
-            f"- Test ({test['n']} rows): **{label} {test[metric]:.4f}**, accuracy "
-            f"{test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}",
-            f"- Validation ({val['n']} rows): {label} {val[metric]:.4f}",
         ]
         baseline = self.state.baseline
-        if baseline and baseline.get("metric") == metric:
+        if baseline and baseline.get("metric") == metric and not verdict.get("deltas"):
             tfidf = baseline["tfidf_lr"]
             if tfidf.get("validation") is not None:
                 gain = val[metric] - tfidf["validation"]
@@ -1010,23 +1011,10 @@ class Planner:
                     f"{checked['measured_seconds_per_epoch']:,.0f} s ({checked['time_error']:+.0%})"
                 )
             lines.append(line)
+        if len(lines) > 2:
+            lines.append("")
         lines += [
-            "",
-            "| class | precision | recall | F1 | support |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for name, m in test["per_class"].items():
-            lines.append(
-                f"| {name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
-            )
-        labels = test["labels"]
-        lines += ["", "Confusion matrix (rows: true, columns: predicted)", "", "```"]
-        width = max(len(x) for x in labels) + 1
-        lines.append(" " * width + " ".join(f"{x[:6]:>6}" for x in labels))
-        for name, row in zip(labels, test["confusion"], strict=True):
-            lines.append(f"{name:<{width}}" + " ".join(f"{v:>6}" for v in row))
-        lines += [
-            "```",
+            judgement_text(verdict),
             "",
             "`/export DIR` writes a standalone `train.py` that reproduces these numbers "
             "(Enter exports into this session's folder).",

@@ -109,7 +109,8 @@ async def test_whole_run_with_tiny_model(home, tiny_model, sentiment_csv, tmp_pa
         assert not panel.display
         results = [m for m in messages(app) if "**Results**" in m.source][-1]
         assert results.kind == "results"
-        assert "- Test (" in results.source
+        assert "**Test (" in results.source, results.source
+        assert "Baselines on the same test rows" in results.source, results.source
         assert app.conversation.state.stage == "results"
 
         bundle = tmp_path / "bundle"

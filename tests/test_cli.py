@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import TINY_PLAN
@@ -82,6 +83,30 @@ def test_export_verb_writes_the_bundle(finished_session, tmp_path):
     assert (tmp_path / "b" / "train.py").exists()
     again = tunesmith("export", session_id, "--out", str(tmp_path / "b"), home=home)
     assert again.returncode == 1 and "not empty" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_report_verb_reads_the_verdict_stored_with_the_run(finished_session, tmp_path):
+    home, session_id, stdout = finished_session
+    out = tunesmith("report", session_id, "--json", home=home)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    verdict = data["judge"]
+    run_dir = data["run_dir"]
+    stored = json.loads((Path(run_dir) / "report.json").read_text())
+    assert verdict == stored["judge"]  # read back from the saved run, not recomputed
+    assert verdict["official"] == data["headline"]["test_macro_f1"]
+    assert verdict["deltas"]["majority"] == round(
+        verdict["official"] - verdict["baselines"]["majority"], 4
+    )
+    assert verdict["baselines"]["tfidf_lr"] is not None
+    assert 0 <= verdict["ece"] <= 1 and "fit_gap" in verdict
+    assert sum(map(sum, verdict["confusion"])) == verdict["test_rows"]
+    human = tunesmith("report", session_id, home=home)
+    assert human.returncode == 0, human.stderr
+    assert "Confusion matrix" in human.stdout and "Baselines on the same test rows" in human.stdout
+    assert f"macro-F1 {verdict['official']:.4f}" in human.stdout
+    missing = tunesmith("report", "no-such-session", home=tmp_path)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
 
 
 def test_errors_are_one_line_without_traceback(tmp_path):

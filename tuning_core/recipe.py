@@ -471,15 +471,22 @@ def use_mean_pooling(model) -> None:
 
 
 def classification_metrics(
-    y_true: list[int], y_pred: list[int], labels: list[str], positive: str | None = None
+    y_true: list[int],
+    y_pred: list[int],
+    labels: list[str],
+    positive: str | None = None,
+    probs: list[list[float]] | None = None,
 ) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix;
-    with `positive`, also "f1": the F1 of that class (the usual score of a binary task)."""
+    """Accuracy, macro- and support-weighted F1, per-class precision/recall/F1/support and the
+    confusion matrix; with `positive`, also "f1": the F1 of that class (the usual score of a
+    binary task); with `probs` (one row of class probabilities per text), also the expected
+    calibration error "ece" and the mean confidence. Macro-F1 averages the classes that occur
+    in `y_true` (scikit-learn's `f1_score(..., labels=those, average="macro")`)."""
     n = len(labels)
     confusion = [[0] * n for _ in range(n)]
     for t, p in zip(y_true, y_pred, strict=True):
         confusion[t][p] += 1
-    per_class = {}
+    raw = {}
     for i, label in enumerate(labels):
         tp = confusion[i][i]
         predicted = sum(confusion[r][i] for r in range(n))
@@ -487,28 +494,79 @@ def classification_metrics(
         precision = tp / predicted if predicted else 0.0
         recall = tp / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[label] = {
-            "precision": round(precision, METRIC_DIGITS),
-            "recall": round(recall, METRIC_DIGITS),
-            "f1": round(f1, METRIC_DIGITS),
-            "support": support,
-        }
+        raw[label] = (precision, recall, f1, support)
     total = len(y_true)
     accuracy = sum(confusion[i][i] for i in range(n)) / total if total else 0.0
-    present = [label for label in labels if per_class[label]["support"] > 0] or labels
-    macro_f1 = sum(per_class[label]["f1"] for label in present) / len(present)
+    present = [label for label in labels if raw[label][3] > 0] or labels
+    macro_f1 = sum(raw[label][2] for label in present) / len(present)
+    weighted_f1 = (
+        sum(f1 * support for _p, _r, f1, support in raw.values()) / total if total else 0.0
+    )
     out = {
         "accuracy": round(accuracy, METRIC_DIGITS),
         "macro_f1": round(macro_f1, METRIC_DIGITS),
-        "per_class": per_class,
+        "weighted_f1": round(weighted_f1, METRIC_DIGITS),
+        "per_class": {
+            label: {
+                "precision": round(precision, METRIC_DIGITS),
+                "recall": round(recall, METRIC_DIGITS),
+                "f1": round(f1, METRIC_DIGITS),
+                "support": support,
+            }
+            for label, (precision, recall, f1, support) in raw.items()
+        },
         "confusion": confusion,
         "labels": list(labels),
         "n": total,
     }
     if positive is not None:
-        out["f1"] = per_class[positive]["f1"]
+        out["f1"] = out["per_class"][positive]["f1"]
         out["positive_label"] = positive
+    if probs is not None:
+        confidence = [max(row) for row in probs]
+        out["ece"] = round(calibration_error(confidence, y_true, y_pred), METRIC_DIGITS)
+        out["mean_confidence"] = round(sum(confidence) / total if total else 0.0, METRIC_DIGITS)
     return out
+
+
+def calibration_error(
+    confidence: list[float], y_true: list[int], y_pred: list[int], bins: int = 15
+) -> float:
+    """Expected calibration error of the predicted class (Guo et al. 2017): the rows binned by
+    confidence into `bins` equal-width bins, |accuracy - mean confidence| of each bin weighted by
+    its share of the rows."""
+    total = len(confidence)
+    if not total:
+        return 0.0
+    sums = [[0, 0.0, 0] for _ in range(bins)]  # rows, summed confidence, correct
+    for c, t, p in zip(confidence, y_true, y_pred, strict=True):
+        b = min(int(c * bins), bins - 1)
+        sums[b][0] += 1
+        sums[b][1] += c
+        sums[b][2] += int(t == p)
+    return sum(abs(correct - conf) for rows, conf, correct in sums if rows) / total
+
+
+def confident_errors(
+    texts: list[str], y_true: list[int], probs: list[list[float]], labels: list[str], k: int = 20
+) -> list[dict]:
+    """The `k` wrong predictions made with the most confidence, most confident first: often
+    mislabelled rows, or a pattern the model learned wrongly."""
+    wrong = []
+    for i, (t, row) in enumerate(zip(y_true, probs, strict=True)):
+        p = max(range(len(row)), key=row.__getitem__)
+        if p != t:
+            wrong.append((-row[p], i, t, p))
+    return [
+        {
+            "row": i,
+            "text": texts[i][:300],
+            "true": labels[t],
+            "predicted": labels[p],
+            "confidence": round(-neg, METRIC_DIGITS),
+        }
+        for neg, i, t, p in sorted(wrong)[:k]
+    ]
 
 
 def _compute_metrics_for(labels: list[str], positive: str | None = None):
@@ -853,6 +911,8 @@ def train_and_evaluate(
     splits = load_splits(data)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(plan["base_model"]))
 
+    texts_of: dict[str, list[str]] = {}  # each split's texts in its dataset's row order
+
     def encode(split: str) -> Dataset:
         texts, names = splits[split]
         unknown = sorted(set(names) - set(label_ids))
@@ -860,11 +920,13 @@ def train_and_evaluate(
             raise ValueError(f"{split} has labels not seen in training: {unknown[:5]}")
         enc = tokenizer(texts, truncation=True, max_length=int(plan["max_length"]))
         columns = {**enc, "labels": [label_ids[y] for y in names]}
+        order = list(range(len(names)))
         if split != "train":
             # evaluated in order of length, so each batch pads little (metrics do not depend on
             # the order; on tweets this halves the cost of an evaluation)
-            order = sorted(range(len(names)), key=lambda i: len(enc["input_ids"][i]))
+            order.sort(key=lambda i: len(enc["input_ids"][i]))
             columns = {k: [v[i] for i in order] for k, v in columns.items()}
+        texts_of[split] = [texts[i] for i in order]
         return Dataset.from_dict(columns)
 
     train_set, val_set, test_set = encode("train"), encode("validation"), encode("test")
@@ -937,15 +999,31 @@ def train_and_evaluate(
     if interrupted():
         return {"interrupted": True, "global_step": trainer.state.global_step}
 
-    def predict(dataset: Dataset) -> dict:
-        # predictions pair with their label ids; the eval sampler may reorder rows
+    def predict(dataset: Dataset, texts: list[str] | None = None) -> dict:
+        # the eval sampler is sequential, so predictions pair with the dataset's rows
         out = trainer.predict(dataset)
-        preds = out.predictions.argmax(axis=-1).tolist()
-        return classification_metrics(out.label_ids.tolist(), preds, labels, positive)
+        logits = torch.as_tensor(out.predictions).float()
+        probs = torch.softmax(logits, dim=-1).tolist()
+        preds = logits.argmax(dim=-1).tolist()
+        truth = out.label_ids.tolist()
+        metrics = classification_metrics(truth, preds, labels, positive, probs)
+        if texts is not None:
+            metrics["confident_errors"] = confident_errors(texts, truth, probs, labels)
+        return metrics
 
+    # the training rows as the final model sees them (a stratified sample of at most as many
+    # rows as validation has, 200 at least), to show how far training and validation differ
+    names = [labels[i] for i in train_set["labels"]]
+    fit_rows = max(len(val_set), 200)
+    sample = list(range(len(train_set)))
+    if fit_rows < len(train_set):
+        _, sample = stratified_carve(names, fit_rows / len(names), int(plan["seed"]))
+    lengths = [len(ids) for ids in train_set["input_ids"]]
+    fit_set = train_set.select(sorted(sample, key=lengths.__getitem__))
     report = {
         "validation": predict(val_set),
-        "test": predict(test_set),
+        "test": predict(test_set, texts_of["test"]),
+        "train_fit": predict(fit_set),
         "metric": metric,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "global_step": trainer.state.global_step,

@@ -116,6 +116,29 @@ def progress_callback(events: EventLog, batch_size: int):
     return Progress()
 
 
+def judge_report(report: dict, plan: dict, data: dict) -> dict:
+    """The verdict on the report, with both baselines scored on the same test rows (left out,
+    with a note, if they fail: the run itself succeeded)."""
+    from tuning_core.baseline import baselines_on_test
+    from tuning_core.judge import judge
+
+    positive = report["test"].get("positive_label")
+    try:
+        baselines = baselines_on_test(
+            recipe.load_splits(data),
+            report["test"]["labels"],
+            report["metric"],
+            positive,
+            seed=int(plan.get("seed", 42)),
+        )
+    except Exception as exc:  # a missing baseline must not fail a finished run
+        baselines = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+    verdict = judge(report, baselines)
+    if "error" in baselines:
+        verdict["calls"].append(f"The baselines could not be scored: {baselines['error']}")
+    return verdict
+
+
 def run(run_dir: Path) -> int:
     run_dir = Path(run_dir).resolve()
     plan = json.loads((run_dir / "plan.json").read_text())
@@ -161,6 +184,8 @@ def run(run_dir: Path) -> int:
         return 0
     report["versions"] = library_versions()
     report["seed"] = plan.get("seed")
+    events.append({"type": "judging"})
+    report["judge"] = judge_report(report, plan, data)
     write_json_atomic(run_dir / "report.json", report)
     headline = recipe.headline(report)
     events.append({"type": "finished", "headline": headline})

@@ -1,0 +1,154 @@
+"""The verdict on a finished run: is the model any good, and where does it fail?
+
+`judge(report, baselines)` reads the recipe's report (validation, test and training-sample
+metrics, the most confident test errors) and the baselines scored on the same test rows, and
+returns one dict: the task's official metric, accuracy, macro and weighted F1, per-class scores,
+the confusion matrix, the expected calibration error, the gap between training and validation
+(called out when it is large), the deltas against the majority class and TF-IDF + logistic
+regression, and the most confident errors. `judgement_text` writes it for people.
+
+Pure Python over plain dicts: the app, the chat and `tunesmith report` share it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# A model that scores this much better on its training rows than on validation has learned
+# those rows rather than the task; the report says so. (A heuristic for the call-out only.)
+OVERFIT_GAP = 0.10
+# Expected calibration error above this: the confidences should not be read as probabilities.
+ECE_CALL_OUT = 0.10
+
+
+def metric_name(metric: str, positive: str | None = None) -> str:
+    if metric == "f1" and positive:
+        return f"F1 of '{positive}'"
+    return {"macro_f1": "macro-F1", "accuracy": "accuracy", "f1": "F1"}.get(metric, metric)
+
+
+def judge(report: dict[str, Any], baselines: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The verdict on `report` (see the module docstring); `baselines` from
+    `baseline.baselines_on_test`, or None when they could not be scored."""
+    metric = report["metric"]
+    test, val = report["test"], report["validation"]
+    positive = test.get("positive_label")
+    official = float(test[metric])
+    out: dict[str, Any] = {
+        "metric": metric,
+        "metric_name": metric_name(metric, positive),
+        "official": official,
+        "accuracy": test["accuracy"],
+        "macro_f1": test["macro_f1"],
+        "weighted_f1": test.get("weighted_f1"),
+        "per_class": test["per_class"],
+        "confusion": test["confusion"],
+        "labels": test["labels"],
+        "test_rows": test["n"],
+        "ece": test.get("ece"),
+        "mean_confidence": test.get("mean_confidence"),
+        "confident_errors": test.get("confident_errors", []),
+        "validation": float(val[metric]),
+        "calls": [],
+    }
+    fit = report.get("train_fit")
+    if fit is not None:
+        gap = round(float(fit[metric]) - float(val[metric]), 4)
+        out["train"] = float(fit[metric])
+        out["train_rows_scored"] = fit["n"]
+        out["fit_gap"] = gap
+        out["overfitting"] = gap > OVERFIT_GAP
+        if out["overfitting"]:
+            out["calls"].append(
+                f"Overfitting: {out['metric_name']} is {fit[metric]:.4f} on training rows but "
+                f"{val[metric]:.4f} on validation (a gap of {gap:.2f}). More data, stronger "
+                "regularisation (dropout, weight decay) or fewer epochs should narrow it."
+            )
+    deltas: dict[str, float] = {}
+    for name in ("majority", "tfidf_lr"):
+        score = (baselines or {}).get(name)
+        if score is not None:
+            deltas[name] = round(official - float(score), 4)
+    out["baselines"] = {k: (baselines or {}).get(k) for k in ("majority", "tfidf_lr")}
+    out["deltas"] = deltas
+    if "tfidf_lr" in deltas and deltas["tfidf_lr"] <= 0:
+        out["calls"].append(
+            f"It does not beat TF-IDF + logistic regression on the test rows "
+            f"({official:.4f} against {baselines['tfidf_lr']:.4f}): the simpler model is the "
+            "better choice until fine-tuning does."
+        )
+    if out["ece"] is not None and out["ece"] > ECE_CALL_OUT:
+        side = "over" if (out["mean_confidence"] or 0) > test["accuracy"] else "under"
+        out["calls"].append(
+            f"Confidence is poorly calibrated (expected calibration error {out['ece']:.3f}; "
+            f"the model is {side}confident): do not read its scores as probabilities."
+        )
+    return out
+
+
+def judgement_text(j: dict[str, Any], errors: int = 20) -> str:
+    """The verdict as Markdown: headline, call-outs, per-class table, confusion matrix, errors."""
+    name = j["metric_name"]
+    others = [f"accuracy {j['accuracy']:.4f}"]
+    if j["metric"] != "macro_f1":
+        others.append(f"macro-F1 {j['macro_f1']:.4f}")
+    if j.get("weighted_f1") is not None:
+        others.append(f"weighted F1 {j['weighted_f1']:.4f}")
+    lines = [
+        f"**Test ({j['test_rows']} rows): {name} {j['official']:.4f}**; " + ", ".join(others),
+        f"- Validation: {name} {j['validation']:.4f}"
+        + (
+            f"; training rows ({j['train_rows_scored']} scored): {j['train']:.4f}, "
+            f"gap {j['fit_gap']:+.4f}" + (" — overfitting" if j["overfitting"] else "")
+            if "train" in j
+            else ""
+        ),
+    ]
+    base = j.get("baselines") or {}
+    parts = []
+    if base.get("majority") is not None:
+        parts.append(f"majority class {base['majority']:.4f} ({j['deltas']['majority']:+.4f})")
+    if base.get("tfidf_lr") is not None:
+        parts.append(
+            f"TF-IDF + logistic regression {base['tfidf_lr']:.4f} ({j['deltas']['tfidf_lr']:+.4f})"
+        )
+    if parts:
+        lines.append("- Baselines on the same test rows: " + "; ".join(parts))
+    if j.get("ece") is not None:
+        lines.append(
+            f"- Calibration: expected calibration error {j['ece']:.4f} "
+            f"(mean confidence {j['mean_confidence']:.4f}, accuracy {j['accuracy']:.4f})"
+        )
+    if j["calls"]:
+        lines += [""] + [f"**Note:** {call}" for call in j["calls"]]
+    lines += [
+        "",
+        "| class | precision | recall | F1 | support |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, m in j["per_class"].items():
+        lines.append(
+            f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} "
+            f"| {m['support']} |"
+        )
+    labels = j["labels"]
+    lines += ["", "Confusion matrix (rows: true, columns: predicted)", "", "```"]
+    width = max(len(x) for x in labels) + 1
+    lines.append(" " * width + " ".join(f"{x[:6]:>6}" for x in labels))
+    for label, row in zip(labels, j["confusion"], strict=True):
+        lines.append(f"{label:<{width}}" + " ".join(f"{v:>6}" for v in row))
+    lines.append("```")
+    shown = j["confident_errors"][:errors]
+    if shown:
+        lines += [
+            "",
+            f"The {len(shown)} most confident errors (often mislabelled rows):",
+            "",
+            "| confidence | true | predicted | text |",
+            "| --- | --- | --- | --- |",
+        ]
+        for e in shown:
+            text = " ".join(e["text"].split()).replace("|", "\\|")
+            text = text if len(text) <= 90 else text[:89] + "…"
+            lines.append(f"| {e['confidence']:.3f} | {e['true']} | {e['predicted']} | {text} |")
+    return "\n".join(lines)
