@@ -28,6 +28,16 @@ def format_event(event: dict[str, Any]) -> str | None:
         return f"  training: {event['max_steps']} steps" + (
             f", resuming at step {event['step']}" if event.get("step") else ""
         )
+    if kind == "trial":
+        params = ", ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in sorted(event.get("params", {}).items())
+        )
+        value = event.get("value")
+        result = f"{value:.4f}" if value is not None else event.get("note") or "-"
+        return f"  trial {event['number']} {event['state']}: {result} ({params})"
+    if kind == "judging":
+        return "  scoring the test rows and the baselines"
     if kind == "error":
         return f"  error: {event['message']}"
     if kind == "stopped":

@@ -137,6 +137,7 @@ def export_bundle(run_dir: Path, out_dir: Path, overwrite: bool = False) -> Path
     plan = json.loads((run_dir / "plan.json").read_text())
     data = json.loads((run_dir / "data.json").read_text())
     report = json.loads(report_path.read_text())
+    plan = report.get("trained_plan") or plan  # after a search: the best trial's plan
     versions = report.get("versions", {})
     files: dict[str, str] = {
         "train.py": render_train_script(plan, data, recipe.headline(report)),

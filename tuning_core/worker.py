@@ -116,6 +116,36 @@ def progress_callback(events: EventLog, batch_size: int):
     return Progress()
 
 
+def search_then_report(plan: dict, data: dict, run_dir: Path, events: EventLog, stopping) -> dict:
+    """Run the plan's search in `run_dir/search` (resuming a killed one); the best trial's
+    report becomes the run's, with the trials table and the plan it trained."""
+    from tuning_core.search import run_search
+
+    timeout = plan.get("extras", {}).get("search_seconds")
+    result = run_search(
+        plan,
+        data,
+        run_dir / "search",
+        timeout_s=float(timeout) if timeout else None,
+        callbacks=[progress_callback(events, int(plan["batch_size"]))],
+        on_trial=lambda row: events.append({"type": "trial", **row}),
+        interrupted=stopping,
+    )
+    if stopping():
+        return {"interrupted": True, "global_step": 0}
+    best = result["best"]
+    if best is None:
+        raise RuntimeError("no trial of the search finished; see the trials table")
+    report = json.loads((Path(best["run_dir"]) / "report.json").read_text())
+    report["trained_plan"] = best["plan"]
+    report["search"] = {
+        "best": {k: best[k] for k in ("number", "value", "params")},
+        "trials": result["trials"],
+        "retried": result["retried"],
+    }
+    return report
+
+
 def judge_report(report: dict, plan: dict, data: dict) -> dict:
     """The verdict on the report, with both baselines scored on the same test rows (left out,
     with a note, if they fail: the run itself succeeded)."""
@@ -161,14 +191,17 @@ def run(run_dir: Path) -> int:
     events.append({"type": "worker", "pid": os.getpid(), "resumed": resume})
     stop = recipe.stop_callback(stop_requested.is_set)
     try:
-        report = recipe.train_and_evaluate(
-            plan,
-            data,
-            run_dir,
-            callbacks=[progress_callback(events, int(plan["batch_size"])), stop],
-            resume=resume,
-            interrupted=lambda: stop.stopped,
-        )
+        if int(plan.get("trials", 0)) > 0 and plan.get("search_space"):
+            report = search_then_report(plan, data, run_dir, events, stop_requested.is_set)
+        else:
+            report = recipe.train_and_evaluate(
+                plan,
+                data,
+                run_dir,
+                callbacks=[progress_callback(events, int(plan["batch_size"])), stop],
+                resume=resume,
+                interrupted=lambda: stop.stopped,
+            )
     except Exception as exc:  # the run failed: say why, keep the traceback in worker.log
         traceback.print_exc()
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

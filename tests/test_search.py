@@ -1,0 +1,155 @@
+"""The Optuna search on a tiny model: trials in SQLite, pruning, the memory filter, and a
+resume after a kill that keeps the trial history and retries the abandoned trial."""
+
+import json
+
+import optuna
+import pytest
+from conftest import TINY_PLAN
+from optuna.trial import TrialState
+
+from tuning_core import search
+from tuning_core.data import inspect_data
+from tuning_core.plan import Plan
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SPACE = {
+    "learning_rate": {"low": 1e-3, "high": 6e-3, "log": True},
+    "epochs": {"low": 2, "high": 4, "step": 1},
+    "dropout": {"low": 0.0, "high": 0.2},
+}
+
+
+def search_inputs(tiny_model, sentiment_csv, trials):
+    plan = Plan(
+        base_model=str(tiny_model),
+        max_length=32,
+        search_space=SPACE,
+        trials=trials,
+        **TINY_PLAN,
+    )
+    return plan.validate().to_dict(), inspect_data(sentiment_csv).to_dict()
+
+
+def history(study):
+    return [(t.number, t.state, t.params, t.value) for t in study.get_trials()]
+
+
+def test_suggest_follows_the_space():
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3))
+    plan = {
+        "epochs": 3.0,
+        "trials": 5,
+        "search_space": {**SPACE, "pooling": {"choices": ["default", "mean"]}},
+    }
+    for _ in range(5):
+        got = search.suggest(study.ask(), plan)
+        assert 1e-3 <= got["learning_rate"] <= 6e-3
+        assert got["epochs"] in (2.0, 3.0, 4.0) and isinstance(got["epochs"], float)
+        assert 0 <= got["dropout"] <= 0.2 and got["pooling"] in ("default", "mean")
+        assert got["trials"] == 0 and got["search_space"] == {}
+
+
+def test_report_callback_prunes_a_trailing_trial():
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1)
+    )
+    first = study.ask()
+    first.report(0.9, 1)
+    study.tell(first, 0.9)
+    trial = study.ask()
+    callback = search._report_callback(trial, "macro_f1")
+
+    class State:
+        epoch = 1.0
+
+    with pytest.raises(optuna.TrialPruned):
+        callback.on_evaluate(None, State(), None, metrics={"eval_macro_f1": 0.2})
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {1: 0.2}
+
+
+def test_search_runs_resumes_and_keeps_only_the_best_model(tiny_model, sentiment_csv, tmp_path):
+    plan, data = search_inputs(tiny_model, sentiment_csv, trials=3)
+    rows = []
+    out = search.run_search(
+        plan,
+        data,
+        tmp_path,
+        too_big=lambda p: "over the memory limit" if p["epochs"] >= 4 else None,
+        on_trial=rows.append,
+    )
+    assert (tmp_path / "study.db").exists()
+    finished = [r for r in out["trials"] if r["state"] in ("complete", "pruned")]
+    assert len(finished) == 3 and len(rows) == 3
+    for r in out["trials"]:
+        if r["params"]["epochs"] >= 4:  # the memory filter: recorded, never trained
+            assert r["state"] == "pruned" and r["note"] == "over the memory limit"
+            assert not (tmp_path / "trials" / f"trial-{r['number']}").exists()
+    best = out["best"]
+    assert best is not None and best["value"] == max(
+        r["value"] for r in out["trials"] if r["state"] == "complete"
+    )
+    assert best["plan"]["learning_rate"] == best["params"]["learning_rate"]
+    models = sorted(p.parent.name for p in (tmp_path / "trials").glob("trial-*/model"))
+    assert models == [f"trial-{best['number']}"]
+    saved = json.loads((tmp_path / "trials" / models[0] / "report.json").read_text())
+    assert saved["validation"]["macro_f1"] == best["value"]
+
+    # a process dies in the middle of a trial: the study holds a RUNNING trial
+    study = search.open_study(tmp_path, plan["seed"])
+    before = history(study)
+    dead = study.ask()
+    dead_plan = search.suggest(dead, plan)
+    assert study.trials[-1].state == TrialState.RUNNING
+
+    plan["trials"] = 4
+    again = search.run_search(plan, data, tmp_path, too_big=lambda p: None)
+    study = search.open_study(tmp_path, plan["seed"])
+    assert history(study)[: len(before)] == before  # the finished trials are kept as they were
+    assert again["retried"] == [dead.number]
+    assert study.trials[dead.number].state == TrialState.FAIL
+    retry = study.trials[dead.number + 1]
+    assert retry.user_attrs["retry_of"] == dead.number
+    assert retry.params == {k: dead_plan[k] for k in SPACE}
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    done = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(done) == 4
+
+
+def test_worker_searches_then_reports_and_exports_the_best_trial(
+    tiny_model, sentiment_csv, tmp_path
+):
+    import os
+    import subprocess
+    import sys
+
+    from tuning_core import runs
+    from tuning_core.export import export_bundle
+
+    plan, data = search_inputs(tiny_model, sentiment_csv, trials=3)
+    run_dir = tmp_path / "run-1"
+    runs.prepare_run(run_dir, plan, data)
+    runs.start_worker(run_dir)
+    seen = []
+    status = runs.follow_run(run_dir, seen.append, poll_s=0.2)
+    assert status["state"] == "finished", (run_dir / "worker.log").read_text()[-3000:]
+    report = runs.read_report(run_dir)
+    best = report["search"]["best"]
+    assert len([e for e in seen if e.get("type") == "trial"]) == 3
+    assert report["trained_plan"]["trials"] == 0
+    assert report["trained_plan"]["learning_rate"] == best["params"]["learning_rate"]
+    assert report["validation"]["macro_f1"] == best["value"]
+    assert "judge" in report
+
+    bundle = export_bundle(run_dir, tmp_path / "bundle")
+    assert json.loads((bundle / "plan.json").read_text()) == report["trained_plan"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "train.py"], cwd=bundle, capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (
+        json.loads(out.stdout.strip().splitlines()[-1])["test_macro_f1"]
+        == (report["test"]["macro_f1"])
+    )

@@ -1,0 +1,235 @@
+"""The hyperparameter search: an Optuna study over the plan's search space.
+
+`run_search(plan, data, out_dir)` trains one trial per suggested plan with the recipe, each in
+`out_dir/trials/trial-N`, and returns the best trial. Its parts:
+
+- TPE with the plan's seed; every trial trains with the plan's seed too, so trials differ only
+  in their hyperparameters.
+- Each evaluation (once per epoch) is reported to the trial, and a pruner (median, or
+  Hyperband) stops trials that trail the others at the same epoch.
+- A budget in trials (the plan's `trials`) and in wall time (`timeout_s`).
+- The study lives in SQLite (`out_dir/study.db`), so `optuna-dashboard sqlite:///…/study.db`
+  opens it and a killed search resumes: the finished trials stay as they were, and a trial that a
+  dead process left running is marked failed and tried again with the same values.
+- `too_big(plan)`, when given, names why a suggested plan would not fit (from the memory
+  forecast); such a trial is recorded as pruned without training.
+- The best trial keeps its model folder (trained to its best epoch, checkpoint restored); the
+  others keep only their report, to spare the disk.
+
+optuna and the recipe's libraries are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tuning_core import recipe
+
+INT_FIELDS = ("epochs", "lora_rank", "freeze_layers", "batch_size")
+STUDY_NAME = "tunesmith"
+PRUNERS = ("median", "hyperband", "none")
+
+
+def suggest(trial, plan: dict) -> dict:
+    """The plan with each searched field replaced by the trial's suggestion."""
+    out = {**plan, "trials": 0, "search_space": {}}
+    for name, space in sorted(plan.get("search_space", {}).items()):
+        if "choices" in space:
+            out[name] = trial.suggest_categorical(name, list(space["choices"]))
+        elif name in INT_FIELDS:
+            out[name] = trial.suggest_int(
+                name,
+                int(space["low"]),
+                int(space["high"]),
+                step=int(space.get("step", 1)),
+                log=bool(space.get("log", False)),
+            )
+        else:
+            out[name] = trial.suggest_float(
+                name, float(space["low"]), float(space["high"]), log=bool(space.get("log", False))
+            )
+    if "epochs" in out:
+        out["epochs"] = float(out["epochs"])
+    return out
+
+
+def _pruner(name: str, max_epochs: int):
+    import optuna
+
+    if name == "median":
+        # three whole trials first, and no verdict on a trial before its second evaluation
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max(2, max_epochs), reduction_factor=3
+        )
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"pruner must be one of {PRUNERS}, not {name!r}")
+
+
+def _report_callback(trial, metric: str):
+    """Reports each evaluation's metric to the trial (step = epoch) and stops a pruned trial."""
+    import optuna
+    from transformers import TrainerCallback
+
+    class ReportToTrial(TrainerCallback):
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            value = (metrics or {}).get(f"eval_{metric}")
+            if value is None:
+                return
+            step = max(1, round(float(state.epoch or 0)))
+            trial.report(float(value), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"{metric} {value:.4f} after epoch {step}")
+
+    return ReportToTrial()
+
+
+def open_study(out_dir: Path, seed: int, pruner: str = "median", max_epochs: int = 5):
+    """The search's study in `out_dir/study.db`, created or reopened."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        storage=f"sqlite:///{(Path(out_dir) / 'study.db').resolve()}",
+        study_name=STUDY_NAME,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=_pruner(pruner, max_epochs),
+        load_if_exists=True,
+    )
+
+
+def retry_abandoned(study) -> list[int]:
+    """Trials left RUNNING by a process that died: marked failed, their values queued again."""
+    from optuna.trial import TrialState
+
+    retried = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        if t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        retried.append(t.number)
+    return retried
+
+
+def run_search(
+    plan: dict,
+    data: dict,
+    out_dir,
+    timeout_s: float | None = None,
+    pruner: str = "median",
+    too_big: Callable[[dict], str | None] | None = None,
+    callbacks=(),
+    on_trial: Callable[[dict], None] | None = None,
+    interrupted: Callable[[], bool] = lambda: False,
+) -> dict[str, Any]:
+    """Search as the plan says; returns {"best": {...}, "trials": [...], "retried": [...]}.
+
+    `callbacks` go to every trial's Trainer; `on_trial(row)` is called after each trial with
+    its row of the trials table; `interrupted()` true stops the search after the current trial.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    budget = int(plan.get("trials", 0))
+    if budget < 1 or not plan.get("search_space"):
+        raise ValueError("a search needs trials >= 1 and a search space")
+    max_epochs = int(plan.get("search_space", {}).get("epochs", {}).get("high", plan["epochs"]))
+    study = open_study(out_dir, int(plan["seed"]), pruner, max_epochs)
+    retried = retry_abandoned(study)
+    metric = plan.get("metric", "macro_f1")
+    started = time.monotonic()
+
+    def objective(trial) -> float:
+        trial_plan = suggest(trial, plan)
+        trial.set_user_attr("plan", trial_plan)
+        reason = too_big(trial_plan) if too_big else None
+        if reason:
+            trial.set_user_attr("skipped", reason)
+            raise optuna.TrialPruned(f"not tried: {reason}")
+        run_dir = out_dir / "trials" / f"trial-{trial.number}"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # a retried or half-written trial starts clean
+        report = recipe.train_and_evaluate(
+            trial_plan,
+            data,
+            run_dir,
+            callbacks=[*callbacks, _report_callback(trial, metric)],
+            interrupted=interrupted,
+        )
+        if report.get("interrupted"):
+            raise optuna.TrialPruned("stopped on request")
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        recipe_report = {k: v for k, v in report.items() if k != "loss_curve"}
+        (run_dir / "report.json").write_text(json.dumps(recipe_report, indent=1, sort_keys=True))
+        value = float(report["validation"][metric])
+        trial.set_user_attr("epochs_run", report.get("epochs_run"))
+        return value
+
+    def after_trial(study, frozen) -> None:
+        keep_best_model_only(study, out_dir)
+        if on_trial:
+            on_trial(trial_row(frozen))
+        if interrupted():
+            study.stop()
+
+    while True:
+        done = len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
+        left = budget - done
+        remaining_s = None if timeout_s is None else timeout_s - (time.monotonic() - started)
+        if left <= 0 or (remaining_s is not None and remaining_s <= 0) or interrupted():
+            break
+        # one trial at a time, so the budget counts finished trials, retries included
+        study.optimize(
+            objective, n_trials=1, timeout=remaining_s, callbacks=[after_trial], catch=()
+        )
+    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    complete = [t for t in study.get_trials(states=(TrialState.COMPLETE,))]
+    best = None
+    if complete:
+        b = study.best_trial
+        best = {
+            "number": b.number,
+            "value": b.value,
+            "params": b.params,
+            "plan": b.user_attrs["plan"],
+            "run_dir": str(out_dir / "trials" / f"trial-{b.number}"),
+        }
+    return {"best": best, "trials": rows, "retried": retried, "metric": metric}
+
+
+def trial_row(t) -> dict[str, Any]:
+    """One row of the trials table: number, state, value, params, epochs reached, duration."""
+    seconds = None
+    if t.datetime_start and t.datetime_complete:
+        seconds = round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
+    return {
+        "number": t.number,
+        "state": t.state.name.lower(),
+        "value": None if t.value is None else round(float(t.value), 4),
+        "params": dict(t.params),
+        "epochs_reported": max(t.intermediate_values, default=0),
+        "seconds": seconds,
+        "note": t.user_attrs.get("skipped") or "",
+    }
+
+
+def keep_best_model_only(study, out_dir: Path) -> None:
+    """Delete the model folders of every trial but the best one so far."""
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best = max(complete, key=lambda t: t.value).number if complete else None
+    for folder in (Path(out_dir) / "trials").glob("trial-*"):
+        if folder.name != f"trial-{best}":
+            shutil.rmtree(folder / "model", ignore_errors=True)
+            shutil.rmtree(folder / "checkpoints", ignore_errors=True)
