@@ -274,6 +274,12 @@ class TunesmithApp(App):
         key = str(run_dir)
         events, self._offsets[key] = runs.read_events(run_dir, self._offsets.get(key, 0))
         panel.add_events(events)
+        if events and self.conversation is not None:
+            replies = self.conversation.watch(events)
+            if replies:
+                self.run_worker(
+                    self._show([ChatMessage("assistant", r.text, r.kind) for r in replies])
+                )
 
     # ------------------------------------------------------------ display
 

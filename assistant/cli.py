@@ -45,6 +45,8 @@ def _follow(conversation) -> None:
         line = format_event(event)
         if line:
             print(line, flush=True)
+        for reply in conversation.watch([event]):
+            print(reply.text, flush=True)
 
     status = follow_run(conversation.run_dir, show, poll_s=0.5)
     _print_replies(conversation.finish_run(status))

@@ -25,6 +25,7 @@ class Conversation:
         state = PlannerState.from_dict(saved) if saved else None
         self.planner = Planner(session.runs_dir, state)
         self._plan_saved = self.planner.state.plan
+        self._watcher = None  # (run id, RunWatcher) of the followed run
 
     @classmethod
     def start(cls, store: SessionStore, session_id: str | None = None) -> Conversation:
@@ -109,6 +110,27 @@ class Conversation:
             self.session.update_run(
                 self.state.run_id, status.get("state", "unknown"), status.get("headline")
             )
+
+    def watch(self, events: list[dict[str, Any]]) -> list[Reply]:
+        """Feed a running run's new events to the live diagnosis; what it newly notices comes
+        back as replies (kept in the session, each kind of finding once per run)."""
+        from tuning_core.diagnose import RunWatcher
+
+        with self._lock:
+            run_id = self.state.run_id or ""
+            if self._watcher is None or self._watcher[0] != run_id:
+                metric = (self.state.plan or {}).get("metric", "macro_f1")
+                self._watcher = (run_id, RunWatcher(metric))
+            watcher = self._watcher[1]
+            replies = []
+            for event in events:
+                for finding in watcher.feed(event):
+                    key = f"{run_id}:{finding.kind}"
+                    if key in self.state.diagnosed:
+                        continue
+                    self.state.diagnosed.append(key)
+                    replies.append(Reply(f"**Watching the run:** {finding.message}", "diagnosis"))
+            return self._record(replies) if replies else []
 
     def finish_run(self, status: dict[str, Any] | None = None) -> list[Reply]:
         """Call when the followed run reached a terminal state; returns the results replies."""

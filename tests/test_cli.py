@@ -200,3 +200,13 @@ def test_profile_verb_bad_input_is_one_line(tmp_path, name, content, message):
     assert out.returncode == 1
     assert message in out.stderr and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("tunesmith: ")
+
+
+def test_live_diagnosis_speaks_up_once_when_the_loss_explodes(tiny_model, sentiment_csv, tmp_path):
+    turns = [f"sentiment: {sentiment_csv}", f"use model {tiny_model}", "learning rate 0.5", ""]
+    out = tunesmith("chat", "--headless", stdin="\n".join(turns) + "\n", home=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    said = [line for line in out.stdout.splitlines() if line.startswith("**Watching the run:**")]
+    diverged = [line for line in said if "half the learning rate" in line]
+    assert len(diverged) == 1 and len(said) == len(set(said))  # each finding said once
+    assert out.stdout.index("**Watching the run:**") < out.stdout.index("**Results**")
