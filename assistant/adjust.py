@@ -204,6 +204,12 @@ def parse_adjustment(text: str) -> Adjustment:
         out.changes["sampling"] = "buckets"
     elif re.search(r"\bgroup(?:ed)? by length\b|\blength[ -]grouped\b", t):
         out.changes["sampling"] = "length"
+    if re.search(
+        r"\b(?:zero|zeroed|zeros)[ -](?:init(?:iali[sz]ed?)? )?(?:head|output layer)\b", t
+    ) or re.search(r"\b(?:head|output layer) (?:starts? )?at zeros?\b", t):
+        out.changes["head_init"] = "zeros"
+    elif re.search(r"\brandom(?:ly initiali[sz]ed)? (?:head|output layer)\b", t):
+        out.changes["head_init"] = "random"
     if re.search(r"\b(?:all|every|whole|full) (?:the )?validation\b", t):
         out.changes["eval_rows"] = 0
     else:
@@ -293,6 +299,7 @@ TOPICS = {
     "grad_accum": ("accumulat",),
     "pooling": ("pooling", "mean pool", "[cls]"),
     "sampling": ("sampling", "shuffl", "bucket", "batch order", "random batches"),
+    "head_init": ("zero head", "head at zero", "output layer", "head init", "zeros"),
     "eval_rows": ("validation sample", "eval rows", "sample of the validation", "each epoch"),
     "freezing": ("lora", "freez", "head only", "layers", "adapter", "unfreez"),
     "learning_rate": ("learning rate", " lr"),

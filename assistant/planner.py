@@ -149,6 +149,7 @@ class PlannerState:
     forecast: dict | None = None
     calibration: dict | None = None
     constraints: dict = field(default_factory=dict)  # the person's limits for the recommender
+    diagnosed: list[str] = field(default_factory=list)  # "run-1:plateau": said once per run
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,6 +190,7 @@ PLAN_ROWS = (
     ("max_length", "Max length"),
     ("freezing", "Freezing"),
     ("pooling", "Pooling"),
+    ("head_init", "Output layer starts"),
     ("learning_rate", "Learning rate"),
     ("batch_size", "Batch size"),
     ("sampling", "Batch order"),
@@ -237,6 +239,8 @@ def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
         elif name == "trials":
             trials = plan.get("trials", 0)
             value = f"{trials} trials" if trials else "off (train once)"
+        elif name == "head_init":
+            value = "at zero" if plan.get("head_init") == "zeros" else "random (small values)"
         elif name == "sampling":
             value = SAMPLING_LABELS.get(plan.get("sampling", "length"), plan.get("sampling"))
         elif name == "eval_rows":

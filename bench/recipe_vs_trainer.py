@@ -7,9 +7,11 @@ and the pieces that might explain it, one seed list per mode:
 
   recipe          tuning_core.recipe on the recommended plan (length-grouped batches)
   recipe-random   the same with shuffled rows (plan sampling "random")
+  recipe-zerohead the recipe with the output layer started at zero (plan head_init "zeros")
   stock           a plain Trainer, dynamic padding, no evaluation, the last epoch kept
   stock-init      the same, the model built by `model_init` (its head seeded as the recipe's)
   stock-eval      the same, evaluated on validation each epoch (as the recipe is)
+  stock-seeded    the plain loop, the model built right after `set_seed(seed)` (no model_init)
 
     .venv/bin/python bench/recipe_vs_trainer.py --modes recipe stock --seeds 42 43 44 1042
 
@@ -43,7 +45,15 @@ from tuning_core.plan import EMBEDDED_MODEL_ID  # noqa: E402
 from tuning_core.profile import profile_rows  # noqa: E402
 from tuning_core.recommend import recommend_plan  # noqa: E402
 
-MODES = ("recipe", "recipe-random", "stock", "stock-init", "stock-eval")
+MODES = (
+    "recipe",
+    "recipe-random",
+    "recipe-zerohead",
+    "stock",
+    "stock-init",
+    "stock-eval",
+    "stock-seeded",
+)
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -86,13 +96,13 @@ def epoch_trace(splits, labels, positive, tokenizer, max_length: int, out: list)
     return EpochTrace()
 
 
-def run_recipe(task, spec, splits, seed: int, work: Path, sampling: str, trace=None) -> float:
+def run_recipe(task, spec, splits, seed: int, work: Path, overrides: dict, trace=None) -> float:
     profile = profile_rows(splits, EMBEDDED_MODEL_ID)
     rec = recommend_plan("single_label_classification", profile, probe_resources(), {"seed": seed})
     files = write_splits(splits, work / "data")
     data = {**spec.to_dict(), "files": files, "readers": {}, "sha256": {}}
     data["labels"] = sorted(set(splits["train"][1]))
-    plan = {**rec.plan.to_dict(), "sampling": sampling}
+    plan = {**rec.plan.to_dict(), **overrides}
     callbacks = []
     if trace is not None:
         from transformers import AutoTokenizer
@@ -146,6 +156,10 @@ def run_stock(task, splits, seed: int, work: Path, mode: str, trace=None) -> flo
         disable_tqdm=True,
         use_cpu=True,
     )
+    if mode == "stock-seeded":
+        from transformers import set_seed
+
+        set_seed(seed)
     trainer = Trainer(
         model=None if mode == "stock-init" else build(),
         model_init=build if mode == "stock-init" else None,
@@ -200,8 +214,12 @@ def main() -> int:
                 work = Path(tmp) / f"{mode}-{seed}"
                 trace = [] if args.trace else None
                 if mode.startswith("recipe"):
-                    sampling = "random" if mode == "recipe-random" else "length"
-                    score = run_recipe(args.task, spec, splits, seed, work, sampling, trace)
+                    overrides = {
+                        "recipe": {},
+                        "recipe-random": {"sampling": "random"},
+                        "recipe-zerohead": {"head_init": "zeros"},
+                    }[mode]
+                    score = run_recipe(args.task, spec, splits, seed, work, overrides, trace)
                 else:
                     score = run_stock(args.task, splits, seed, work, mode, trace)
                 row = {"task": args.task, "rows": args.rows, "mode": mode, "seed": seed}

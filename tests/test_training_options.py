@@ -448,3 +448,24 @@ def test_eval_rows_sample_checks_each_epoch_and_the_report_reads_all(tiny_model,
     assert sum(c["support"] for c in report["validation"]["per_class"].values()) == validation
     again = train(plan, data, tmp_path / "again")
     assert comparable(again) == comparable(report)
+
+
+# ---------------------------------------------------------------- the output layer's start
+
+
+def test_zero_head_starts_every_class_level_and_still_learns(tiny_model, labels, data, tmp_path):
+    assert Plan().head_init == "random"
+    assert any("head_init" in p for p in Plan(head_init="ones").problems())
+    plan = plan_dict(tiny_model, head_init="zeros", epochs=3.0)
+    model = recipe.build_model(plan, labels)
+    assert model.classifier.weight.abs().sum() == 0 and model.classifier.bias.abs().sum() == 0
+    random_head = recipe.build_model(plan_dict(tiny_model), labels)
+    assert random_head.classifier.weight.abs().sum() > 0
+    # every class starts at the same score, whatever the text
+    batch = torch.randint(5, 100, (3, 8))
+    logits = model(input_ids=batch).logits
+    assert torch.equal(logits, torch.zeros_like(logits))
+    first = train(plan, data, tmp_path / "a")
+    losses = [loss for _step, loss in first["loss_curve"]]
+    assert losses[-1] < losses[0]
+    assert comparable(train(plan, data, tmp_path / "b")) == comparable(first)

@@ -28,6 +28,7 @@ PRECISION_CHOICES = ("fp32", "bf16", "fp16")
 # from the longest to the shortest (the Trainer's group_by_length); "buckets" groups them the
 # same way and shuffles the batches; "random" shuffles the rows
 SAMPLING_CHOICES = ("length", "buckets", "random")
+HEAD_INIT_CHOICES = ("random", "zeros")
 # what a search may vary (tuning_core.recommend fills the ranges; issue 5's runner reads them)
 SEARCHABLE = (
     "learning_rate",
@@ -84,6 +85,9 @@ class Plan:
     seed: int = 42
     precision: str = "fp32"  # fp32, or bf16/fp16 mixed precision (autocast)
     sampling: str = "length"
+    # the new classification layer's starting weights: "random" (small normal values, the
+    # library's default) or "zeros" (every class starts at the same score)
+    head_init: str = "random"
     # validation rows evaluated each epoch for early stopping: a stratified sample when the
     # validation split has more (0: all of them); the final report always uses all of them
     eval_rows: int = 0
@@ -166,6 +170,10 @@ class Plan:
         check(
             self.sampling in SAMPLING_CHOICES,
             f"sampling must be one of {', '.join(SAMPLING_CHOICES)}, got {self.sampling!r}",
+        )
+        check(
+            self.head_init in HEAD_INIT_CHOICES,
+            f"head_init must be one of {', '.join(HEAD_INIT_CHOICES)}, got {self.head_init!r}",
         )
         check(self.eval_rows >= 0, f"eval_rows must be >= 0 (0: all), got {self.eval_rows}")
         check(0 <= self.trials <= 1000, f"trials must be 0..1000, got {self.trials}")
@@ -297,6 +305,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "seed": int,
     "precision": str,
     "sampling": str,
+    "head_init": str,
     "eval_rows": int,
     "layerwise_lr_decay": float,
     "gradual_unfreezing": bool,

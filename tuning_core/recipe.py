@@ -402,6 +402,8 @@ def build_model(plan: dict, labels: list[str]):
     model = AutoModelForSequenceClassification.from_pretrained(
         path, config=config, dtype=torch.float32
     )
+    if plan.get("head_init", "random") == "zeros":
+        zero_output_layer(model, len(labels))
     if plan.get("pooling", "default") == "mean":
         use_mean_pooling(model)
     freezing = plan.get("freezing", "none")
@@ -432,6 +434,26 @@ def build_model(plan: dict, labels: list[str]):
             for param in layer.parameters():
                 param.requires_grad = False
     return model
+
+
+def zero_output_layer(model, n_labels: int) -> None:
+    """Start the layer that outputs the class scores at zero (weights and bias): every class
+    begins with the same score, and no random draw of the head varies the result."""
+    import torch
+
+    outputs = [
+        module
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+        and module.out_features == n_labels
+        and name.split(".")[0] in ("classifier", "score", "out_proj", "logits_proj")
+    ]
+    if not outputs:
+        raise ValueError(f"cannot find the output layer of {type(model).__name__}")
+    with torch.no_grad():
+        outputs[-1].weight.zero_()
+        if outputs[-1].bias is not None:
+            outputs[-1].bias.zero_()
 
 
 def use_mean_pooling(model) -> None:
