@@ -209,7 +209,12 @@ PLAN_ROWS = (
     ("seed", "Seed"),
 )
 # shown only when on (the table stays short for the common plan)
-OPTIONAL_ROWS = {"layerwise_lr_decay": 1.0, "gradual_unfreezing": False, "eval_rows": 0}
+OPTIONAL_ROWS = {
+    "layerwise_lr_decay": 1.0,
+    "gradual_unfreezing": False,
+    "eval_rows": 0,
+    "head_init": "random",
+}
 SAMPLING_LABELS = {
     "length": "grouped by length, longest first",
     "buckets": "grouped by length, shuffled",
@@ -931,7 +936,7 @@ class Planner:
         note_ids = [reasons[topic]["note"]] if topic in reasons else []
         if "lora" in text.lower():
             note_ids = ["lora-large-model", "lora-rank"]
-        elif "head" in text.lower():
+        elif "head" in text.lower() and topic == "freezing":
             note_ids = ["head-only-small-data"]
         elif "freez" in text.lower() and topic == "freezing":
             note_ids = note_ids + ["freeze-bottom-layers"]
