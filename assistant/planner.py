@@ -807,6 +807,21 @@ class Planner:
             )
         return line
 
+    def _memory_limits(self) -> dict | None:
+        """What a search may use: 90% of the GPU's memory (of the RAM without one), with the
+        profile and the measured runtime overhead the forecast needs."""
+        resources = self.state.resources or {}
+        gpus = resources.get("gpus") or []
+        memory_gb = max((g["memory_gb"] for g in gpus), default=0) or resources.get("ram_gb", 0)
+        if not memory_gb or not self.state.profile:
+            return None
+        runtime = (self.state.calibration or {}).get("runtime_mb")
+        return {
+            "memory_mb": round(0.9 * memory_gb * 1024),
+            "profile": self.state.profile,
+            "calibration": {"runtime_mb": runtime} if runtime else {},
+        }
+
     def _forecast(self, timed: bool = False) -> dict | None:
         """Peak memory and time for the current plan; with `timed`, corrected by timing a few
         real steps on this machine (a subprocess, a few seconds; cached per plan shape)."""
@@ -974,6 +989,9 @@ class Planner:
         runs.prepare_run(run_dir, self.state.plan, self.state.spec)
         if self.state.forecast:
             runs.write_json_atomic(run_dir / "forecast.json", self.state.forecast)
+        limits = self._memory_limits()
+        if limits:  # the search leaves out trials whose forecast does not fit
+            runs.write_json_atomic(run_dir / "limits.json", limits)
         runs.start_worker(run_dir)
         self.state.run_id, self.state.run_dir = run_id, str(run_dir)
         self.state.report = None

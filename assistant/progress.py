@@ -38,6 +38,12 @@ def format_event(event: dict[str, Any]) -> str | None:
         return f"  trial {event['number']} {event['state']}: {result} ({params})"
     if kind == "judging":
         return "  scoring the test rows and the baselines"
+    if kind == "oom":
+        return (
+            f"  out of memory at micro-batch {event['was_batch_size']}: continuing with "
+            f"{event['batch_size']} x {event['grad_accum']} accumulation"
+            + (f" from step {event['step']}" if event.get("step") else " from the start")
+        )
     if kind == "error":
         return f"  error: {event['message']}"
     if kind == "stopped":

@@ -10,8 +10,8 @@ import pytest
 from conftest import TINY_PLAN
 
 
-def tunesmith(*args, stdin="", home=None, timeout=300):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def tunesmith(*args, stdin="", home=None, timeout=300, env=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     if home is not None:
         env["TUNESMITH_HOME"] = str(home)
     return subprocess.run(
@@ -94,6 +94,9 @@ def test_report_verb_reads_the_verdict_stored_with_the_run(finished_session, tmp
     run_dir = data["run_dir"]
     stored = json.loads((Path(run_dir) / "report.json").read_text())
     assert verdict == stored["judge"]  # read back from the saved run, not recomputed
+    # the chat left the search its memory limit: 90% of this machine's RAM, with the profile
+    limits = json.loads((Path(run_dir) / "limits.json").read_text())
+    assert limits["memory_mb"] > 1000 and limits["profile"]["rows"]["train"] > 0
     assert verdict["official"] == data["headline"]["test_macro_f1"]
     assert verdict["deltas"]["majority"] == round(
         verdict["official"] - verdict["baselines"]["majority"], 4
@@ -210,3 +213,25 @@ def test_live_diagnosis_speaks_up_once_when_the_loss_explodes(tiny_model, sentim
     diverged = [line for line in said if "half the learning rate" in line]
     assert len(diverged) == 1 and len(said) == len(set(said))  # each finding said once
     assert out.stdout.index("**Watching the run:**") < out.stdout.index("**Results**")
+
+
+def test_the_chat_says_when_the_worker_recovered_from_running_out_of_memory(
+    tiny_model, sentiment_csv, tmp_path
+):
+    from tuning_core.worker import OOM_ENV
+
+    turns = [
+        f"sentiment: {sentiment_csv}",
+        f"use model {tiny_model}",
+        f"learning rate {TINY_PLAN['learning_rate']}, 2 epochs, batch size 8",
+        "",
+    ]
+    out = tunesmith(
+        "chat", "--headless", stdin="\n".join(turns) + "\n", home=tmp_path, env={OOM_ENV: "3:4"}
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "out of memory at micro-batch 8: continuing with 4 x 2 accumulation" in out.stdout
+    said = [line for line in out.stdout.splitlines() if "ran out of memory" in line]
+    assert len(said) == 1 and said[0].startswith("**Watching the run:**")
+    assert "micro-batch of 8" in said[0] and "each update still averages 8 rows" in said[0]
+    assert "**Results**" in out.stdout

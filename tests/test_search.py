@@ -153,3 +153,50 @@ def test_worker_searches_then_reports_and_exports_the_best_trial(
         json.loads(out.stdout.strip().splitlines()[-1])["test_macro_f1"]
         == (report["test"]["macro_f1"])
     )
+
+
+def test_the_worker_filter_leaves_out_trials_the_forecast_says_will_not_fit(
+    tiny_model, sentiment_csv, tmp_path
+):
+    from tuning_core import recipe
+    from tuning_core.forecast import forecast_run
+    from tuning_core.profile import DataProfile, profile_rows
+    from tuning_core.worker import memory_filter
+
+    plan, data = search_inputs(tiny_model, sentiment_csv, trials=3)
+    assert memory_filter(tmp_path, 3) is None  # no limits.json: everything is tried
+    profile = profile_rows(recipe.load_splits(data), str(tiny_model)).to_dict()
+    small = Plan.from_dict(plan)
+    full = Plan.from_dict({**plan, "batch_size": 4096})
+    peaks = [
+        forecast_run(p, DataProfile.from_dict(profile), 3).peak_memory_mb for p in (small, full)
+    ]
+    assert peaks[0] < peaks[1]
+    limit = (peaks[0] + peaks[1]) / 2  # batches of 8 fit under it, batches of 4096 do not
+    (tmp_path / "limits.json").write_text(json.dumps({"memory_mb": limit, "profile": profile}))
+    too_big = memory_filter(tmp_path, 3)
+    assert too_big(small.to_dict()) is None
+    assert f"> {limit:.0f} MB available" in too_big(full.to_dict())
+
+
+def test_a_trial_that_runs_out_of_memory_is_pruned_and_the_search_goes_on(
+    tiny_model, sentiment_csv, tmp_path, monkeypatch
+):
+    import torch
+
+    from tuning_core import recipe
+
+    plan, data = search_inputs(tiny_model, sentiment_csv, trials=2)
+    real, calls = recipe.train_and_evaluate, []
+
+    def small_gpu(trial_plan, *args, **kwargs):
+        calls.append(trial_plan)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected by a test)")
+        return real(trial_plan, *args, **kwargs)
+
+    monkeypatch.setattr(recipe, "train_and_evaluate", small_gpu)
+    result = search.run_search(plan, data, tmp_path)
+    rows = [(row["state"], row["note"]) for row in result["trials"]]
+    assert rows == [("pruned", "out of memory at micro-batch 8"), ("complete", "")]
+    assert result["best"]["number"] == 1

@@ -15,7 +15,7 @@ from tuning_core import runs
 from tuning_core.data import inspect_data
 from tuning_core.export import export_bundle
 from tuning_core.plan import Plan
-from tuning_core.worker import STEP_DELAY_ENV
+from tuning_core.worker import OOM_ENV, STEP_DELAY_ENV, smaller_batch
 
 
 def tiny_inputs(tiny_model, sentiment_csv):
@@ -99,6 +99,43 @@ def test_sigterm_then_restart_finishes_like_an_uninterrupted_run(
     events, _ = runs.read_events(run_dir)
     assert any(e["type"] == "start" and e["step"] == stopped_at for e in events)
     assert comparable(runs.read_report(run_dir)) == comparable(finished_run[1])
+
+
+def test_halving_the_batch_keeps_the_effective_batch():
+    assert smaller_batch({"batch_size": 8, "grad_accum": 1}) == {"batch_size": 4, "grad_accum": 2}
+    assert smaller_batch({"batch_size": 6, "grad_accum": 2}) == {"batch_size": 3, "grad_accum": 4}
+    odd = smaller_batch({"batch_size": 5, "grad_accum": 1})  # rounds the effective batch up
+    assert odd == {"batch_size": 2, "grad_accum": 3}
+    assert smaller_batch({"batch_size": 1, "grad_accum": 4}) is None
+
+
+def test_out_of_memory_halves_the_batch_and_resumes_from_the_checkpoint(
+    finished_run, tiny_model, sentiment_csv, tmp_path
+):
+    plan, data = tiny_inputs(tiny_model, sentiment_csv)
+    assert plan["batch_size"] == 8 and plan.get("grad_accum", 1) == 1
+    run_dir = tmp_path / "run-oom"
+    # an injected GPU out-of-memory error at update 15 (in epoch 2) while the micro-batch is > 4
+    report = train_in_worker(run_dir, plan, data, env={OOM_ENV: "15:4"})
+    events, _ = runs.read_events(run_dir)
+    ooms = [e for e in events if e["type"] == "oom"]
+    assert len(ooms) == 1
+    assert ooms[0]["step"] == 12 and ooms[0]["batch_size"] == 4 and ooms[0]["grad_accum"] == 2
+    assert "each update still averages 8 rows" in ooms[0]["message"]
+    # resumed from the epoch-1 checkpoint with the smaller micro-batch, not from scratch
+    assert any(e["type"] == "start" and e["step"] == 12 for e in events)
+    kept = {
+        k: v for k, v in report["trained_plan"].items() if k not in ("batch_size", "grad_accum")
+    }
+    assert kept == {k: v for k, v in plan.items() if k not in ("batch_size", "grad_accum")}
+    assert (report["trained_plan"]["batch_size"], report["trained_plan"]["grad_accum"]) == (4, 2)
+    assert json.loads((run_dir / "plan.json").read_text())["batch_size"] == 4
+    # the same number of updates planned over the same rows (early stopping may end either run
+    # sooner: the smaller micro-batches sum the gradients in another order, so the numbers drift)
+    starts = [e for e in events if e["type"] == "start"]
+    assert [e["step"] for e in starts] == [0, 12]
+    assert starts[0]["max_steps"] == starts[1]["max_steps"] == 72
+    assert report["test"]["accuracy"] >= finished_run[1]["test"]["accuracy"] - 0.1
 
 
 def test_exported_script_reproduces_the_metrics(finished_run, tmp_path):

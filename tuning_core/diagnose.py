@@ -1,4 +1,5 @@
-"""Live diagnosis of a run from its events: divergence, a rising validation loss, a plateau.
+"""Live diagnosis of a run from its events: divergence, a rising validation loss, a plateau,
+and the worker's recovery from running out of GPU memory.
 
 `RunWatcher.feed(event)` takes the worker's events one by one and returns what it newly
 noticed, each finding at most once per run: what it saw, what it would do, and why. The
@@ -23,7 +24,7 @@ PLATEAU_EVALS = 3
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # "divergence", "overfitting" or "plateau"
+    kind: str  # "divergence", "overfitting", "plateau" or "out_of_memory-BATCH"
     step: int
     message: str  # what was seen, what tunesmith would do, and why
 
@@ -46,6 +47,11 @@ class RunWatcher:
         if kind == "log" and "loss" in event:
             self.losses.append((int(event.get("step", 0)), float(event["loss"])))
             found += self._divergence()
+        elif kind == "oom":  # the worker already acted; say what it did
+            batch = event.get("batch_size")
+            found.append(
+                Finding(f"out_of_memory-{batch}", int(event.get("step", 0)), event["message"])
+            )
         elif kind == "eval":
             self.evals.append({"step": int(event.get("step", 0)), **event.get("metrics", {})})
             found += self._overfitting() + self._plateau()

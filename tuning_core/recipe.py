@@ -964,6 +964,7 @@ def train_and_evaluate(
     if positive is not None and positive not in label_ids:
         raise ValueError(f"positive_label {positive!r} is not one of the labels {labels}")
     precision = plan.get("precision", "fp32")
+    effective_batch = int(plan["batch_size"]) * int(plan.get("grad_accum", 1))
     args = TrainingArguments(
         output_dir=str(out_dir / "checkpoints"),
         learning_rate=float(plan["learning_rate"]),
@@ -983,7 +984,9 @@ def train_and_evaluate(
         metric_for_best_model=metric,
         greater_is_better=True,
         logging_strategy="steps",
-        logging_steps=max(1, math.ceil(len(train_set) / int(plan["batch_size"]) / 20)),
+        # about 20 loss lines an epoch, counted in updates (the same after an out-of-memory retry
+        # that halves the micro-batch and doubles the accumulation)
+        logging_steps=max(1, math.ceil(len(train_set) / effective_batch / 20)),
         report_to="none",
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),

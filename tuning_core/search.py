@@ -159,13 +159,27 @@ def run_search(
         run_dir = out_dir / "trials" / f"trial-{trial.number}"
         if run_dir.exists():
             shutil.rmtree(run_dir)  # a retried or half-written trial starts clean
-        report = recipe.train_and_evaluate(
-            trial_plan,
-            data,
-            run_dir,
-            callbacks=[*callbacks, _report_callback(trial, metric)],
-            interrupted=interrupted,
-        )
+        try:
+            report = recipe.train_and_evaluate(
+                trial_plan,
+                data,
+                run_dir,
+                callbacks=[*callbacks, _report_callback(trial, metric)],
+                interrupted=interrupted,
+            )
+        except Exception as exc:
+            from tuning_core.worker import free_accelerator_memory, is_out_of_memory
+
+            if not is_out_of_memory(exc):
+                raise
+            reason = f"out of memory at micro-batch {trial_plan['batch_size']}"
+            trial.set_user_attr("skipped", reason)
+            failure = optuna.TrialPruned(reason)
+        else:
+            failure = None
+        if failure is not None:  # raised outside the handler, so the failed step's memory goes
+            free_accelerator_memory()
+            raise failure
         if report.get("interrupted"):
             raise optuna.TrialPruned("stopped on request")
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)

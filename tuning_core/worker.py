@@ -26,6 +26,9 @@ from tuning_core.runs import read_status, write_json_atomic
 
 # Tests slow each step down by this many seconds to hit a run mid-epoch; never set otherwise.
 STEP_DELAY_ENV = "TUNESMITH_TEST_STEP_DELAY"
+# Tests set "STEP:BATCH" to raise an out-of-memory error at update STEP while the micro-batch is
+# larger than BATCH, as a GPU that is too small would; never set otherwise.
+OOM_ENV = "TUNESMITH_TEST_OOM"
 
 
 class EventLog:
@@ -66,6 +69,7 @@ def progress_callback(events: EventLog, batch_size: int):
     from transformers import TrainerCallback
 
     delay = float(os.environ.get(STEP_DELAY_ENV, "0") or 0)
+    oom_at = [int(v) for v in os.environ.get(OOM_ENV, "").split(":") if v.strip()]
 
     class Progress(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
@@ -73,6 +77,13 @@ def progress_callback(events: EventLog, batch_size: int):
             events.append(
                 {"type": "start", "step": state.global_step, "max_steps": state.max_steps}
             )
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            too_big = oom_at and args.per_device_train_batch_size > oom_at[1]
+            if too_big and state.global_step >= oom_at[0]:
+                import torch
+
+                raise torch.OutOfMemoryError("CUDA out of memory (injected by a test)")
 
         def on_step_end(self, args, state, control, **kwargs):
             if delay:
@@ -116,6 +127,112 @@ def progress_callback(events: EventLog, batch_size: int):
     return Progress()
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a GPU running out of memory (a CPU out of memory is not recovered from)."""
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "CUDA out of memory" in str(exc)
+
+
+def smaller_batch(plan: dict) -> dict | None:
+    """The plan with half the micro-batch and twice the accumulation (the effective batch kept),
+    or None when the micro-batch is already 1."""
+    batch = int(plan["batch_size"])
+    if batch <= 1:
+        return None
+    half = batch // 2
+    accum = -(-batch * int(plan.get("grad_accum", 1)) // half)  # exact for an even batch
+    return {**plan, "batch_size": half, "grad_accum": accum}
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def train_adapting_batch(plan: dict, data: dict, run_dir: Path, events: EventLog, stop, resume):
+    """Train the plan; on a GPU out-of-memory error, halve the micro-batch, double the gradient
+    accumulation and resume from the last checkpoint, until it fits or the micro-batch is 1.
+    Returns the report and the plan that finished (also written to `run_dir/plan.json`)."""
+    while True:
+        failure = None
+        try:
+            report = recipe.train_and_evaluate(
+                plan,
+                data,
+                run_dir,
+                callbacks=[progress_callback(events, int(plan["batch_size"])), stop],
+                resume=resume,
+                interrupted=lambda: stop.stopped,
+            )
+            return report, plan
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            failure = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        smaller = smaller_batch(plan)
+        if smaller is None:
+            raise RuntimeError(f"out of memory even with a micro-batch of 1 ({failure})")
+        free_accelerator_memory()
+        checkpoint = last_checkpoint(run_dir / "checkpoints")
+        step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+        effective = int(plan["batch_size"]) * int(plan.get("grad_accum", 1))
+        message = (
+            f"The GPU ran out of memory with a micro-batch of {plan['batch_size']}. I halved it "
+            f"to {smaller['batch_size']} and raised gradient accumulation to "
+            f"{smaller['grad_accum']}, so each update still averages {effective} rows, and "
+            + (f"resumed from the checkpoint at step {step}." if step else "restarted the run.")
+        )
+        events.append(
+            {
+                "type": "oom",
+                "step": step,
+                "batch_size": smaller["batch_size"],
+                "grad_accum": smaller["grad_accum"],
+                "was_batch_size": plan["batch_size"],
+                "message": message,
+            }
+        )
+        plan = smaller
+        write_json_atomic(run_dir / "plan.json", plan)
+        resume = checkpoint is not None
+
+
+def memory_filter(run_dir: Path, labels: int):
+    """From the run's `limits.json` (the memory there is and the data's profile, written when the
+    run was started), a check that names why a trial's plan would not fit, or None without it."""
+    path = run_dir / "limits.json"
+    if not path.exists():
+        return None
+    from tuning_core.forecast import forecast_run
+    from tuning_core.plan import Plan
+    from tuning_core.profile import DataProfile
+
+    limits = json.loads(path.read_text())
+    memory_mb = float(limits["memory_mb"])
+    profile = DataProfile.from_dict(limits["profile"])
+    calibration = limits.get("calibration") or {}
+
+    def too_big(trial_plan: dict) -> str | None:
+        peak = forecast_run(Plan.from_dict(trial_plan), profile, labels, calibration)
+        if peak.peak_memory_mb > memory_mb:
+            return f"forecast peak {peak.peak_memory_mb:.0f} MB > {memory_mb:.0f} MB available"
+        return None
+
+    return too_big
+
+
 def search_then_report(plan: dict, data: dict, run_dir: Path, events: EventLog, stopping) -> dict:
     """Run the plan's search in `run_dir/search` (resuming a killed one); the best trial's
     report becomes the run's, with the trials table and the plan it trained."""
@@ -127,6 +244,7 @@ def search_then_report(plan: dict, data: dict, run_dir: Path, events: EventLog, 
         data,
         run_dir / "search",
         timeout_s=float(timeout) if timeout else None,
+        too_big=memory_filter(run_dir, len(data["labels"])),
         callbacks=[progress_callback(events, int(plan["batch_size"]))],
         on_trial=lambda row: events.append({"type": "trial", **row}),
         interrupted=stopping,
@@ -194,14 +312,10 @@ def run(run_dir: Path) -> int:
         if int(plan.get("trials", 0)) > 0 and plan.get("search_space"):
             report = search_then_report(plan, data, run_dir, events, stop_requested.is_set)
         else:
-            report = recipe.train_and_evaluate(
-                plan,
-                data,
-                run_dir,
-                callbacks=[progress_callback(events, int(plan["batch_size"])), stop],
-                resume=resume,
-                interrupted=lambda: stop.stopped,
-            )
+            first_batch = plan["batch_size"]
+            report, plan = train_adapting_batch(plan, data, run_dir, events, stop, resume)
+            if plan["batch_size"] != first_batch and not report.get("interrupted"):
+                report["trained_plan"] = plan  # what ran to the end, for the export
     except Exception as exc:  # the run failed: say why, keep the traceback in worker.log
         traceback.print_exc()
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
