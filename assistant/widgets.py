@@ -17,7 +17,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Markdown, OptionList, ProgressBar, Static
+from textual.widgets import (
+    Button,
+    DataTable,
+    Label,
+    Markdown,
+    OptionList,
+    ProgressBar,
+    Static,
+)
 from textual.widgets.option_list import Option
 
 from assistant.planner import STAGES, plan_rows
@@ -98,20 +106,32 @@ def _metric_text(metrics: dict[str, float]) -> str:
     return " / ".join(parts)
 
 
+TRIAL_COLUMNS = ("#", "state", "value", "epochs", "parameters", "note")
+
+
 class RunPanel(Vertical):
-    """Progress of the followed run: a bar (step of max_steps) and one line of numbers."""
+    """Progress of the followed run: a bar (step of max_steps), one line of numbers, and during
+    a search the trials table (one row per finished trial, the best marked)."""
 
     def compose(self) -> ComposeResult:
         yield Label("", id="run-title")
         yield ProgressBar(show_eta=False, id="run-bar")
         yield Static("waiting for the worker to start…", id="run-line")
+        yield DataTable(id="trials", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#trials", DataTable).add_columns(*TRIAL_COLUMNS)
 
     def reset(self, run_id: str | None) -> None:
         self.latest: dict[str, Any] = {}
         self.eval_text = ""
+        self.trials: dict[int, dict[str, Any]] = {}
         self.query_one("#run-title", Label).update(f"Training {run_id or ''}".strip())
         self.query_one("#run-bar", ProgressBar).update(total=None, progress=0)
         self.query_one("#run-line", Static).update("waiting for the worker to start…")
+        table = self.query_one("#trials", DataTable)
+        table.clear()
+        table.display = False
 
     def add_events(self, events: list[dict[str, Any]]) -> None:
         bar = self.query_one("#run-bar", ProgressBar)
@@ -123,12 +143,43 @@ class RunPanel(Vertical):
                 self.latest = event
             elif kind == "eval":
                 self.eval_text = _metric_text(event.get("metrics", {}))
+            elif kind == "trial":
+                self.trials[int(event["number"])] = event
+            elif kind == "oom":
+                self.eval_text = (
+                    f"out of memory: micro-batch {event['batch_size']} x {event['grad_accum']}"
+                )
             elif kind == "stopped":
                 self.eval_text = f"stopped at step {event.get('step')}"
             elif kind == "error":
                 self.eval_text = f"error: {event.get('message')}"
         if events:
             self.query_one("#run-line", Static).update(self.line())
+        if any(e.get("type") == "trial" for e in events):
+            self._show_trials()
+
+    def _show_trials(self) -> None:
+        table = self.query_one("#trials", DataTable)
+        table.clear()
+        done = [t for t in self.trials.values() if t.get("value") is not None]
+        best = max(done, key=lambda t: t["value"])["number"] if done else None
+        for number in sorted(self.trials):
+            t = self.trials[number]
+            params = ", ".join(
+                f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in sorted(t.get("params", {}).items())
+            )
+            mark = " ★" if number == best else ""
+            table.add_row(
+                Text(f"{number}{mark}", style="bold" if mark else ""),
+                t.get("state", ""),
+                "-" if t.get("value") is None else f"{t['value']:.4f}",
+                str(t.get("epochs_reported") or "-"),
+                params,
+                t.get("note") or "",
+                key=str(number),
+            )
+        table.display = True
 
     def line(self) -> str:
         e = self.latest

@@ -262,3 +262,39 @@ async def test_reopening_a_running_session_follows_its_run(home):
         await settle(app, pilot)
         assert not panel.display
         assert messages(app)[-1].kind == "error" and "out of memory" in messages(app)[-1].source
+
+
+async def test_a_search_shows_its_trials_table_live(home):
+    """Trial events fill the run panel's table as they arrive; the best trial is marked."""
+    from textual.widgets import DataTable
+
+    conversation = Conversation.start(SessionStore(home))
+    run_dir = conversation.session.runs_dir / "run-1"
+    run_dir.mkdir(parents=True)
+    write_json_atomic(run_dir / "status.json", {"state": "running", "pid": os.getpid()})
+    trial = {"type": "trial", "epochs_reported": 3, "seconds": 9.5, "note": ""}
+    first = trial | {"number": 0, "state": "complete", "value": 0.61, "params": {"lr": 2e-5}}
+    second = trial | {"number": 1, "state": "pruned", "value": None, "params": {"lr": 1e-6}}
+    second |= {"epochs_reported": 1}
+    (run_dir / "events.jsonl").write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
+    state = conversation.state
+    state.stage, state.run_id, state.run_dir = "run", "run-1", str(run_dir)
+    conversation.session.save_state(state.to_dict(), conversation.planner.summary())
+    conversation.session.close()
+
+    app = TunesmithApp(home=home, session_id=conversation.session_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.pause(0.6)  # one tick of the follow timer
+        table = app.query_one("#trials", DataTable)
+        assert table.display and table.row_count == 2
+        rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(2)]
+        assert rows[0][:4] == ["0 ★", "complete", "0.6100", "3"] and "lr 2e-05" in rows[0][4]
+        assert rows[1][:4] == ["1", "pruned", "-", "1"]
+        # a third trial that beats the first moves the mark, without a restart of the app
+        third = trial | {"number": 2, "state": "complete", "value": 0.7, "params": {"lr": 5e-5}}
+        with (run_dir / "events.jsonl").open("a") as fh:
+            fh.write(json.dumps(third) + "\n")
+        await pilot.pause(0.6)
+        assert table.row_count == 3
+        assert str(table.get_row_at(2)[0]) == "2 ★" and str(table.get_row_at(0)[0]) == "0"
