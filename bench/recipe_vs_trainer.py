@@ -5,7 +5,9 @@ On TweetEval irony (full training set) the recommended plan, which is the Traine
 defaults trained by a plain Trainer (bench/RESULTS.md, 2026-11-28). This script measures that gap
 and the pieces that might explain it, one seed list per mode:
 
-  recipe          tuning_core.recipe on the recommended plan (length-grouped batches)
+  recipe          tuning_core.recipe on the recommended plan (length-grouped batches); the
+                  lines marked recipe-seedstream in the .jsonl ran the recipe before its new
+                  layers got a stream of their own (`recipe.init_seed`), which no flag restores
   recipe-random   the same with shuffled rows (plan sampling "random")
   recipe-zerohead the recipe with the output layer started at zero (plan head_init "zeros")
   stock           a plain Trainer, dynamic padding, no evaluation, the last epoch kept

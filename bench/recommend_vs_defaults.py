@@ -15,7 +15,9 @@ metric (emotion: macro-F1; irony: F1 of the `irony` class). `--rows 400` trains 
 
 (a), (b) and (c) do not depend on tunesmith's rules: `--part reference` runs just them and
 `--part recommended` just (d), each into bench/results/recommend_vs_defaults_<rows>_<part>.json;
-when both parts exist the second one to end merges them (or `--part combine`). The time ratio
+when both parts exist the second one to end merges them (or `--part combine`). A part run for
+some `--tasks` only replaces those tasks in the part's file (same seeds), so the tasks of one
+part can run in two processes. The time ratio
 (d)/(a) is fair only when both parts ran under the same load: run them at the same time, one
 thread each (OMP_NUM_THREADS=1), one per core.
 
@@ -318,6 +320,10 @@ def main() -> int:
         }
         out = ROOT / "bench" / "results" / f"{name}_{part}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():  # runs of single tasks (`--tasks irony`) add to the part, same seeds
+            before = json.loads(out.read_text())
+            if before.get("seeds") == args.seeds:
+                results["tasks"] = {**before["tasks"], **results["tasks"]}
         out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     combine(name, rows, args.seeds)
     return 0
