@@ -1,0 +1,134 @@
+"""Benchmark: does pruning find as good a trial for less compute? (issue 5, point 8)
+
+The same Optuna search (`tuning_core.search.run_search`: TPE seeded with the plan's seed, the
+same trial count) over the search space that tunesmith recommends for a stratified subsample of
+TweetEval emotion with the embedded MiniLM, run once per pruner:
+  none       every trial trains all its epochs
+  median     the search's default: a trial stops when its metric after an epoch is below the
+             median of earlier trials at that epoch (3 startup trials, no verdict before epoch 2)
+  hyperband  Hyperband over epochs (reduction factor 3)
+Compute is counted in training epochs run (each epoch of a trial costs the same rows), and also
+given in seconds. The best metric is the best trial's validation macro-F1.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/search_pruning.py --pruners none --rows 600 --trials 12
+
+Run the pruners in separate processes (one thread each). Each run appends a line to
+bench/results/search_pruning.jsonl; each process ends by writing the summary of all lines for
+the same rows, trials and seed to bench/results/search_pruning.json and a row to RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from benchlib import RESULTS, environment, recipe_data, record  # noqa: E402
+from recommend_vs_defaults import load_task  # noqa: E402
+
+from tuning_core import recipe, search  # noqa: E402
+from tuning_core.hardware import probe_resources  # noqa: E402
+from tuning_core.plan import EMBEDDED_MODEL_ID  # noqa: E402
+from tuning_core.profile import profile_rows  # noqa: E402
+from tuning_core.recommend import recommend_plan  # noqa: E402
+
+
+def run(pruner: str, plan: dict, data: dict, work: Path) -> dict:
+    t0 = time.monotonic()
+    result = search.run_search(plan, data, work, pruner=pruner)
+    seconds = time.monotonic() - t0
+    trials = result["trials"]
+    return {
+        "pruner": pruner,
+        "best_value": result["best"]["value"],
+        "best_params": result["best"]["params"],
+        "epochs_run": sum(t["epochs_reported"] for t in trials),
+        "pruned": sum(t["state"] == "pruned" for t in trials),
+        "seconds": round(seconds, 1),
+        "trials": [
+            {k: t[k] for k in ("number", "state", "value", "epochs_reported", "params")}
+            for t in trials
+        ],
+    }
+
+
+def summarise(rows: int, trials: int, seed: int) -> dict:
+    latest: dict[str, dict] = {}
+    for line in (RESULTS / "search_pruning.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if (row["rows"], row["n_trials"], row["seed"]) == (rows, trials, seed):
+            latest[row["pruner"]] = row
+    out: dict = {"runs": latest}
+    base = latest.get("none")
+    if base:
+        for name, row in latest.items():
+            if name == "none":
+                continue
+            row["compute_vs_none"] = round(row["epochs_run"] / base["epochs_run"], 3)
+            row["seconds_vs_none"] = round(row["seconds"] / base["seconds"], 3)
+            row["points_below_none"] = round(100 * (base["best_value"] - row["best_value"]), 2)
+            row["meets_target"] = row["points_below_none"] <= 1.0 and row["compute_vs_none"] <= 0.5
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pruners", nargs="+", default=["none", "median"], choices=search.PRUNERS)
+    parser.add_argument("--rows", type=int, default=600, help="stratified training subsample")
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+
+    recipe.quiet_libraries()
+    spec, splits = load_task("emotion", args.rows)
+    profile = profile_rows(splits, EMBEDDED_MODEL_ID)
+    rec = recommend_plan(
+        "single_label_classification", profile, probe_resources(), {"seed": args.seed}
+    )
+    plan = {**rec.plan.to_dict(), "trials": args.trials}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = recipe_data(spec, splits, Path(tmp) / "data")
+        for pruner in args.pruners:
+            row = run(pruner, plan, data, Path(tmp) / pruner)
+            row |= {"rows": args.rows, "n_trials": args.trials, "seed": args.seed}
+            row["search_space"] = plan["search_space"]
+            with open(RESULTS / "search_pruning.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(
+                {k: row[k] for k in ("pruner", "best_value", "epochs_run", "seconds")}, flush=True
+            )
+    summary = {
+        **environment(("torch", "transformers", "optuna")),
+        "rows": args.rows,
+        "n_trials": args.trials,
+        "seed": args.seed,
+        **summarise(args.rows, args.trials, args.seed),
+    }
+    lines = []
+    for name, row in summary["runs"].items():
+        line = (
+            f"emotion {args.rows} rows, {args.trials} trials, seed {args.seed}, pruner {name}: "
+            f"best validation macro-F1 {row['best_value']:.4f}, {row['epochs_run']} epochs "
+            f"trained, {row['pruned']} pruned, {row['seconds']:.0f} s"
+        )
+        if "compute_vs_none" in row:
+            line += (
+                f"; vs none: {row['points_below_none']:+.2f} points below, compute "
+                f"{row['compute_vs_none']}x (seconds {row['seconds_vs_none']}x); target "
+                f"(<= 1 point, <= 0.5x) met: {row['meets_target']}"
+            )
+        lines.append(line)
+    record("search_pruning", summary, lines)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
