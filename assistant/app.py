@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 from assistant.conversation import Conversation
 from assistant.dataview import DataScreen
 from assistant.planner import Reply
+from assistant.resultsview import ResultsScreen
 from assistant.store import SessionStore
 from assistant.widgets import (
     NEW_SESSION,
@@ -60,6 +61,7 @@ class TunesmithApp(App):
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+d", "data_view", "Data", priority=True),
+        Binding("ctrl+r", "results_view", "Results", priority=True),
         Binding("ctrl+o", "sessions", "Sessions", priority=True),
         Binding("ctrl+n", "new_session", "New session", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -109,6 +111,11 @@ class TunesmithApp(App):
         yield SystemCommand("Sessions", "Open a saved session (ctrl+o)", self.action_sessions)
         yield SystemCommand(
             "Data view", "Labels, lengths, findings and sample rows (ctrl+d)", self.action_data_view
+        )
+        yield SystemCommand(
+            "Results view",
+            "Metrics, confusion matrix, baselines and worst errors (ctrl+r)",
+            self.action_results_view,
         )
         yield SystemCommand(
             "New session", "Start a new conversation (ctrl+n)", self.action_new_session
@@ -161,6 +168,15 @@ class TunesmithApp(App):
             self.notify("Load a data file first: the data view shows its profile.", timeout=5)
             return
         self.push_screen(DataScreen(self.conversation.state))
+
+    def action_results_view(self) -> None:
+        if isinstance(self.screen, ResultsScreen):
+            self.pop_screen()
+            return
+        if self.conversation is None or not self.conversation.state.report:
+            self.notify("No results yet: train a model first.", timeout=5)
+            return
+        self.push_screen(ResultsScreen(self.conversation.state))
 
     async def action_new_session(self) -> None:
         await self._open(None)
