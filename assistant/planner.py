@@ -263,6 +263,20 @@ def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def same_run_plan(ran: dict, planned: dict) -> bool:
+    """True when a run folder's plan is the planned one, allowing for the worker's change after
+    running out of GPU memory (a smaller micro-batch, more accumulation, the same rows per
+    update)."""
+
+    def effective(plan: dict) -> int:
+        return int(plan["batch_size"]) * int(plan.get("grad_accum", 1))
+
+    rest = ("batch_size", "grad_accum")
+    return effective(ran) == effective(planned) and {
+        k: v for k, v in ran.items() if k not in rest
+    } == {k: v for k, v in planned.items() if k not in rest}
+
+
 class Planner:
     """One conversation's dialogue logic. `runs_dir` is where this session's runs go."""
 
@@ -976,7 +990,9 @@ class Planner:
             and runs.read_status(run_dir).get("state") in ("stopped", "dead")
             and runs.read_report(run_dir) is None
             and (run_dir / "plan.json").exists()
-            and Plan.from_json((run_dir / "plan.json").read_text()).to_dict() == self.state.plan
+            and same_run_plan(
+                Plan.from_json((run_dir / "plan.json").read_text()).to_dict(), self.state.plan
+            )
         )
         if resumable:
             runs.start_worker(run_dir)

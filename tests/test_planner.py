@@ -3,7 +3,7 @@
 import pytest
 
 from assistant.adjust import parse_adjustment
-from assistant.planner import Planner, demo_data_path
+from assistant.planner import Planner, demo_data_path, same_run_plan
 
 
 @pytest.fixture
@@ -221,3 +221,11 @@ def test_bad_files_in_the_chat_keep_the_session_usable(
     assert planner.state.stage == "data"
     say(planner, str(sentiment_csv))  # the next good file works
     assert planner.state.stage == "review"
+
+
+def test_a_run_that_halved_its_batch_after_an_oom_still_resumes_as_the_same_plan():
+    planned = {"learning_rate": 5e-5, "batch_size": 16, "grad_accum": 1, "seed": 42}
+    assert same_run_plan(planned, planned)
+    assert same_run_plan({**planned, "batch_size": 8, "grad_accum": 2}, planned)
+    assert not same_run_plan({**planned, "batch_size": 8}, planned)  # fewer rows per update
+    assert not same_run_plan({**planned, "batch_size": 8, "grad_accum": 2, "seed": 1}, planned)
