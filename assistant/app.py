@@ -3,8 +3,9 @@
 It owns the screen and nothing else. Every conversation call (`opening`, `say`, `finish_run`)
 runs in a thread worker, one at a time in the order asked, and comes back as a `RepliesReady`
 message; a 0.5 s timer follows the run folder of a training run (`tuning_core.runs`) and
-feeds the run panel. What the replies say is the planner's business; how things look is
-`assistant.widgets` and `app.tcss`. Importing this module loads no torch/transformers.
+feeds the run panel, and the run monitor (`assistant.monitor`) while it is open. What the
+replies say is the planner's business; how things look is `assistant.widgets` and `app.tcss`.
+Importing this module loads no torch/transformers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from assistant.conversation import Conversation
 from assistant.dataview import DataScreen
+from assistant.monitor import RunMonitorScreen
 from assistant.planner import Reply
 from assistant.resultsview import ResultsScreen
 from assistant.store import SessionStore
@@ -62,6 +64,7 @@ class TunesmithApp(App):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+d", "data_view", "Data", priority=True),
         Binding("ctrl+r", "results_view", "Results", priority=True),
+        Binding("ctrl+t", "monitor", "Monitor", priority=True),
         Binding("ctrl+o", "sessions", "Sessions", priority=True),
         Binding("ctrl+n", "new_session", "New session", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -76,6 +79,7 @@ class TunesmithApp(App):
         self._worker: Worker | None = None  # the conversation call in flight, if any
         self._turn_text: dict[Worker, str] = {}  # what the person typed, given back on failure
         self._offsets: dict[str, int] = {}  # events.jsonl offset per run folder
+        self._run_events: dict[str, list[dict]] = {}  # the events read so far, per run folder
         self._followed: str | None = None  # the run folder the run panel shows
         self._finishing: str | None = None  # the run folder whose results were asked for
 
@@ -116,6 +120,11 @@ class TunesmithApp(App):
             "Results view",
             "Metrics, confusion matrix, baselines and worst errors (ctrl+r)",
             self.action_results_view,
+        )
+        yield SystemCommand(
+            "Run monitor",
+            "Loss and metric curves, progress and trials of the run (ctrl+t)",
+            self.action_monitor,
         )
         yield SystemCommand(
             "New session", "Start a new conversation (ctrl+n)", self.action_new_session
@@ -177,6 +186,23 @@ class TunesmithApp(App):
             self.notify("No results yet: train a model first.", timeout=5)
             return
         self.push_screen(ResultsScreen(self.conversation.state))
+
+    def action_monitor(self) -> None:
+        if isinstance(self.screen, RunMonitorScreen):
+            self.pop_screen()
+            return
+        conversation = self.conversation
+        run_dir = conversation.run_dir if conversation is not None else None
+        events: list[dict] = []
+        if conversation is not None and run_dir is not None:
+            events = list(self._run_events.get(str(run_dir), []))
+            if not events and not conversation.running:  # a finished run this app did not follow
+                events = runs.read_events(run_dir)[0]
+        if conversation is None or run_dir is None or not (events or conversation.running):
+            self.notify("No run yet: start one with Enter after the plan.", timeout=5)
+            return
+        metric = (conversation.state.plan or {}).get("metric")
+        self.push_screen(RunMonitorScreen(events, conversation.state.run_id, str(run_dir), metric))
 
     async def action_new_session(self) -> None:
         await self._open(None)
@@ -290,6 +316,10 @@ class TunesmithApp(App):
         key = str(run_dir)
         events, self._offsets[key] = runs.read_events(run_dir, self._offsets.get(key, 0))
         panel.add_events(events)
+        self._run_events.setdefault(key, []).extend(events)
+        for screen in self.screen_stack:  # the monitor, also under another screen
+            if isinstance(screen, RunMonitorScreen) and screen.run_key == key:
+                screen.add_events(events)
         if events and self.conversation is not None:
             replies = self.conversation.watch(events)
             if replies:

@@ -109,6 +109,31 @@ def _metric_text(metrics: dict[str, float]) -> str:
 TRIAL_COLUMNS = ("#", "state", "value", "epochs", "parameters", "note")
 
 
+def fill_trials_table(table: DataTable, trials: dict[int, dict[str, Any]]) -> None:
+    """Show a search's trials (trial events by number) in `table`, whose columns are
+    TRIAL_COLUMNS: one row per trial in number order, the best finished one marked ★."""
+    table.clear()
+    done = [t for t in trials.values() if t.get("value") is not None]
+    best = max(done, key=lambda t: t["value"])["number"] if done else None
+    for number in sorted(trials):
+        t = trials[number]
+        params = ", ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in sorted(t.get("params", {}).items())
+        )
+        mark = " ★" if number == best else ""
+        table.add_row(
+            Text(f"{number}{mark}", style="bold" if mark else ""),
+            t.get("state", ""),
+            "-" if t.get("value") is None else f"{t['value']:.4f}",
+            str(t.get("epochs_reported") or "-"),
+            params,
+            t.get("note") or "",
+            key=str(number),
+        )
+    table.display = True
+
+
 class RunPanel(Vertical):
     """Progress of the followed run: a bar (step of max_steps), one line of numbers, and during
     a search the trials table (one row per finished trial, the best marked)."""
@@ -159,27 +184,7 @@ class RunPanel(Vertical):
             self._show_trials()
 
     def _show_trials(self) -> None:
-        table = self.query_one("#trials", DataTable)
-        table.clear()
-        done = [t for t in self.trials.values() if t.get("value") is not None]
-        best = max(done, key=lambda t: t["value"])["number"] if done else None
-        for number in sorted(self.trials):
-            t = self.trials[number]
-            params = ", ".join(
-                f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                for k, v in sorted(t.get("params", {}).items())
-            )
-            mark = " ★" if number == best else ""
-            table.add_row(
-                Text(f"{number}{mark}", style="bold" if mark else ""),
-                t.get("state", ""),
-                "-" if t.get("value") is None else f"{t['value']:.4f}",
-                str(t.get("epochs_reported") or "-"),
-                params,
-                t.get("note") or "",
-                key=str(number),
-            )
-        table.display = True
+        fill_trials_table(self.query_one("#trials", DataTable), self.trials)
 
     def line(self) -> str:
         e = self.latest
