@@ -51,6 +51,20 @@ def test_suggest_follows_the_space():
         assert got["trials"] == 0 and got["search_space"] == {}
 
 
+def test_the_median_pruner_gives_no_verdict_before_the_second_epoch():
+    study = optuna.create_study(direction="maximize", pruner=search._pruner("median", 5))
+    for value in (0.8, 0.7, 0.9):
+        trial = study.ask()
+        trial.report(value, 1)
+        trial.report(value, 2)
+        study.tell(trial, value)
+    trailing = study.ask()
+    trailing.report(0.1, 1)
+    assert not trailing.should_prune()  # epoch 1: far below the median, but too early to say
+    trailing.report(0.2, 2)
+    assert trailing.should_prune()
+
+
 def test_report_callback_prunes_a_trailing_trial():
     study = optuna.create_study(
         direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1)

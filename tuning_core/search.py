@@ -63,10 +63,12 @@ def _pruner(name: str, max_epochs: int):
 
     if name == "median":
         # three whole trials first, and no verdict on a trial before its second evaluation
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        # (steps are epochs counted from 1; optuna prunes from step == n_warmup_steps on): the
+        # first epoch says little, least of all with gradual unfreezing (head only)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
-            min_resource=1, max_resource=max(2, max_epochs), reduction_factor=3
+            min_resource=2, max_resource=max(2, max_epochs), reduction_factor=3
         )
     if name == "none":
         return optuna.pruners.NopPruner()
