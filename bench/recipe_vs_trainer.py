@@ -5,9 +5,10 @@ On TweetEval irony (full training set) the recommended plan, which is the Traine
 defaults trained by a plain Trainer (bench/RESULTS.md, 2026-11-28). This script measures that gap
 and the pieces that might explain it, one seed list per mode:
 
-  recipe          tuning_core.recipe on the recommended plan (length-grouped batches); the
-                  lines marked recipe-seedstream in the .jsonl ran the recipe before its new
-                  layers got a stream of their own (`recipe.init_seed`), which no flag restores
+  recipe          tuning_core.recipe on the recommended plan (length-grouped batches)
+  recipe-initstream  the recipe with its new layers (the head) drawn from a stream of their own
+                  (`init_seed(seed)`) instead of right after the Trainer's `set_seed(seed)`,
+                  from the stream that then draws dropout; measured, not adopted (RESULTS.md)
   recipe-random   the same with shuffled rows (plan sampling "random")
   recipe-zerohead the recipe with the output layer started at zero (plan head_init "zeros")
   stock           a plain Trainer, dynamic padding, no evaluation, the last epoch kept
@@ -25,6 +26,8 @@ Run modes in separate processes to use both cores (OMP_NUM_THREADS=1 each).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -32,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from importlib import metadata
 from pathlib import Path
 
@@ -49,6 +53,7 @@ from tuning_core.recommend import recommend_plan  # noqa: E402
 
 MODES = (
     "recipe",
+    "recipe-initstream",
     "recipe-random",
     "recipe-zerohead",
     "stock",
@@ -96,6 +101,32 @@ def epoch_trace(splits, labels, positive, tokenizer, max_length: int, out: list)
             model.train(was_training)
 
     return EpochTrace()
+
+
+def init_seed(seed: int) -> int:
+    """The seed of the separate stream for new layers in mode recipe-initstream."""
+    digest = hashlib.sha256(f"tunesmith-init-{seed}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+@contextlib.contextmanager
+def separate_init_stream():
+    """Build the model with its new layers drawn from their own stream (`init_seed`), leaving
+    the global stream where the Trainer's `set_seed` put it."""
+    import torch
+
+    build = recipe.build_model
+
+    def build_apart(plan, labels):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed(int(plan["seed"])))
+            return build(plan, labels)
+
+    recipe.build_model = build_apart
+    try:
+        yield
+    finally:
+        recipe.build_model = build
 
 
 def run_recipe(task, spec, splits, seed: int, work: Path, overrides: dict, trace=None) -> float:
@@ -220,8 +251,11 @@ def main() -> int:
                         "recipe": {},
                         "recipe-random": {"sampling": "random"},
                         "recipe-zerohead": {"head_init": "zeros"},
+                        "recipe-initstream": {},
                     }[mode]
-                    score = run_recipe(args.task, spec, splits, seed, work, overrides, trace)
+                    emulate = separate_init_stream if mode == "recipe-initstream" else nullcontext
+                    with emulate():
+                        score = run_recipe(args.task, spec, splits, seed, work, overrides, trace)
                 else:
                     score = run_stock(args.task, splits, seed, work, mode, trace)
                 row = {"task": args.task, "rows": args.rows, "mode": mode, "seed": seed}

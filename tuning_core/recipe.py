@@ -399,25 +399,16 @@ def build_model(plan: dict, labels: list[str]):
         ):
             if hasattr(config, attr):
                 setattr(config, attr, float(plan["dropout"]))
-    # The new layers (the output layer, LoRA's matrices) draw their starting values from a
-    # stream of their own, derived from the seed: drawn from the seed's own stream they would
-    # reuse the random numbers that then order the rows and drop units out in training.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed(int(plan.get("seed", 42))))
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, config=config, dtype=torch.float32
-        )
-        if plan.get("head_init", "random") == "zeros":
-            zero_output_layer(model, len(labels))
-        if plan.get("pooling", "default") == "mean":
-            use_mean_pooling(model)
-        return _apply_freezing(model, plan)
-
-
-def init_seed(seed: int) -> int:
-    """The seed of the stream that new layers are drawn from: fixed by `seed`, unlike it."""
-    digest = hashlib.sha256(f"tunesmith-init-{seed}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")
+    # the new layers (output layer, pooler where the checkpoint has none, LoRA's matrices) draw
+    # from the global stream, which the Trainer seeds with the plan's seed just before this
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, config=config, dtype=torch.float32
+    )
+    if plan.get("head_init", "random") == "zeros":
+        zero_output_layer(model, len(labels))
+    if plan.get("pooling", "default") == "mean":
+        use_mean_pooling(model)
+    return _apply_freezing(model, plan)
 
 
 def _apply_freezing(model, plan: dict):
