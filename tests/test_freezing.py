@@ -99,13 +99,25 @@ def test_early_stopping_restores_the_best_checkpoint(tiny_model, data, tmp_path)
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             seen.append({"step": state.global_step, **(metrics or {})})
 
-    # a learning rate high enough that the tiny model overshoots after its best epoch
+    class SpoilAfterEpochTwo(TrainerCallback):
+        """From the third epoch on, the output layer always says the first class: each later
+        evaluation is worse than the best, so only a restored checkpoint scores well."""
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.epoch is not None and state.epoch > 2:
+                with torch.no_grad():
+                    model.classifier.weight.zero_()
+                    model.classifier.bias.copy_(torch.tensor([5.0, 0.0, 0.0]))
+
     plan = plan_dict(tiny_model, learning_rate=1e-2, epochs=8.0, early_stopping_patience=2)
-    report = recipe.train_and_evaluate(plan, data, tmp_path / "run", callbacks=[Evals()])
+    report = recipe.train_and_evaluate(
+        plan, data, tmp_path / "run", callbacks=[Evals(), SpoilAfterEpochTwo()]
+    )
     scores = [e["eval_macro_f1"] for e in seen]
     best = max(range(len(seen)), key=lambda i: (scores[i], -i))  # the first of equal bests
-    assert len(seen) < 8, "early stopping should have ended the run before its last epoch"
-    assert best < len(seen) - 1 and scores[-1] < scores[best], scores
+    assert len(seen) == 4, "two spoilt evaluations after the best: early stopping ends the run"
+    assert best < 2 and max(scores[2:]) < scores[best], scores
     assert report["best_checkpoint"].endswith(f"checkpoint-{seen[best]['step']}")
-    # the model that was evaluated at the end is the best one, not the last one
+    # the model evaluated at the end is the restored best one, not the spoilt last one
     assert report["validation"]["macro_f1"] == pytest.approx(scores[best], abs=1e-4)
+    assert report["epochs_run"] == 4.0
