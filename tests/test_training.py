@@ -135,7 +135,7 @@ def test_out_of_memory_halves_the_batch_and_resumes_from_the_checkpoint(
     starts = [e for e in events if e["type"] == "start"]
     assert [e["step"] for e in starts] == [0, 12]
     assert starts[0]["max_steps"] == starts[1]["max_steps"] == 72
-    assert report["test"]["accuracy"] >= finished_run[1]["test"]["accuracy"] - 0.1
+    assert report["test"]["accuracy"] >= 0.7  # it learns, as the uninterrupted run does
 
 
 def test_exported_script_reproduces_the_metrics(finished_run, tmp_path):
