@@ -8,11 +8,13 @@ Both modes train the same plan with `recipe.train_and_evaluate` (learning rate 5
 Time is the whole call (training, the epoch evaluations, the final predictions); the training
 throughput is read from the worker's last `log` event. Metric: emotion's macro-F1 on test.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/padding_speed.py --modes dynamic pad128 --seeds 42
+    .venv/bin/python bench/padding_speed.py --modes dynamic pad128 --seeds 43
 
-Run the two modes in two processes (one thread each) to use both cores: each run appends a line
-to bench/results/padding_speed.jsonl; every process ends by writing the summary of all lines so
-far to bench/results/padding_speed.json and a dated row to bench/RESULTS.md.
+Time ratios are fair only under the same load: run both modes in one process on a quiet
+machine, or in two processes started together (OMP_NUM_THREADS=1 each). Each run appends a line
+(with its thread count) to bench/results/padding_speed.jsonl; every process ends by writing the
+summary of the lines with its thread count to bench/results/padding_speed.json and a dated
+section to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -79,11 +81,13 @@ def run(mode: str, seed: int, data: dict, work: Path) -> dict:
     }
 
 
-def summarise(rows: int) -> dict:
+def summarise(rows: int, threads: int) -> dict:
+    """Means per mode over the runs with these rows and threads; runs before the threads were
+    recorded used one thread."""
     by_mode: dict[str, list[dict]] = {}
     for line in (RESULTS / "padding_speed.jsonl").read_text().splitlines():
         row = json.loads(line)
-        if row["rows"] == rows:
+        if row["rows"] == rows and row.get("threads", 1) == threads:
             by_mode.setdefault(row["mode"], []).append(row)
     out = {
         mode: {
@@ -118,6 +122,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=0, help="stratified subsample (0 = all)")
     args = parser.parse_args()
 
+    import torch
+
     recipe.quiet_libraries()
     spec, splits = load_task("emotion", args.rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -127,11 +133,12 @@ def main() -> int:
             for mode in args.modes:
                 row = run(mode, seed, data, Path(tmp) / f"{mode}-{seed}")
                 row["rows"] = args.rows or len(splits["train"][0])  # the same as `rows` below
+                row["threads"] = torch.get_num_threads()
                 with open(RESULTS / "padding_speed.jsonl", "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(row) + "\n")
                 print(row, flush=True)
     rows = args.rows or len(splits["train"][0])
-    summary = {**environment(), "rows": rows, **summarise(rows)}
+    summary = {**environment(), "rows": rows, **summarise(rows, torch.get_num_threads())}
     lines = [
         f"emotion, {mode}: macro-F1 {summary[mode]['macro_f1']:.4f}, "
         f"{summary[mode]['seconds']:.0f} s a run, {summary[mode]['train_samples_per_s']} "
