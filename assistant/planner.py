@@ -810,9 +810,7 @@ class Planner:
         forecast = self._forecast(timed)
         if forecast is None:
             return "No forecast yet: load a data file first."
-        resources = self.state.resources or {}
-        gpus = resources.get("gpus") or []
-        memory_gb = max((g["memory_gb"] for g in gpus), default=0) or resources.get("ram_gb", 0)
+        memory_gb = self._memory_gb()
         line = f"**Forecast:** {forecast['describe']}."
         if memory_gb and forecast["peak_memory_mb"] > 0.8 * memory_gb * 1024:
             line += (
@@ -821,12 +819,16 @@ class Planner:
             )
         return line
 
+    def _memory_gb(self) -> float:
+        """The memory a run can use here: the largest GPU's, or the RAM without a GPU."""
+        resources = self.state.resources or {}
+        gpus = resources.get("gpus") or []
+        return max((g["memory_gb"] for g in gpus), default=0) or resources.get("ram_gb", 0)
+
     def _memory_limits(self) -> dict | None:
         """What a search may use: 90% of the GPU's memory (of the RAM without one), with the
         profile and the measured runtime overhead the forecast needs."""
-        resources = self.state.resources or {}
-        gpus = resources.get("gpus") or []
-        memory_gb = max((g["memory_gb"] for g in gpus), default=0) or resources.get("ram_gb", 0)
+        memory_gb = self._memory_gb()
         if not memory_gb or not self.state.profile:
             return None
         runtime = (self.state.calibration or {}).get("runtime_mb")

@@ -27,6 +27,19 @@ def sentiment_csv(tmp_path_factory) -> Path:
     return write_sentiment_csv(tmp_path_factory.mktemp("data") / "posts.csv")
 
 
+@pytest.fixture(scope="session")
+def data(sentiment_csv) -> dict:
+    """The sentiment file as `inspect_data` reads it (the data dict the recipe takes)."""
+    from tuning_core.data import inspect_data
+
+    return inspect_data(sentiment_csv).to_dict()
+
+
+@pytest.fixture(scope="session")
+def labels(data) -> list[str]:
+    return list(data["labels"])
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """The tiny model trains fastest on one thread; two threads on a busy 2-core machine made

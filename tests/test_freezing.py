@@ -8,7 +8,6 @@ import torch
 from conftest import TINY_PLAN
 
 from tuning_core import recipe
-from tuning_core.data import inspect_data
 from tuning_core.plan import Plan
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -17,16 +16,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def plan_dict(tiny_model, **options) -> dict:
     settings = {**TINY_PLAN, **options}
     return Plan(base_model=str(tiny_model), max_length=32, **settings).validate().to_dict()
-
-
-@pytest.fixture(scope="module")
-def data(sentiment_csv) -> dict:
-    return inspect_data(sentiment_csv).to_dict()
-
-
-@pytest.fixture(scope="module")
-def labels(data) -> list[str]:
-    return list(data["labels"])
 
 
 def trainable(model) -> set[str]:

@@ -52,16 +52,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # every comparison on one th
 
 
 @pytest.fixture(scope="module")
-def data(sentiment_csv) -> dict:
-    return inspect_data(sentiment_csv).to_dict()
-
-
-@pytest.fixture(scope="module")
-def labels(data) -> list[str]:
-    return list(data["labels"])
-
-
-@pytest.fixture(scope="module")
 def imbalanced_data(tmp_path_factory) -> dict:
     """80 positive, 20 negative and 10 neutral rows."""
     wanted = {"positive": 80, "negative": 20, "neutral": 10}
