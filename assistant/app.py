@@ -29,7 +29,9 @@ from assistant.conversation import Conversation
 from assistant.dataview import DataScreen
 from assistant.monitor import RunMonitorScreen
 from assistant.planner import Reply
+from assistant.prompt import PromptInput
 from assistant.resultsview import ResultsScreen
+from assistant.settings import DEFAULT_THEME, LIGHT_THEME, Settings
 from assistant.store import SessionStore
 from assistant.widgets import (
     NEW_SESSION,
@@ -67,7 +69,12 @@ class TunesmithApp(App):
         Binding("ctrl+t", "monitor", "Monitor", priority=True),
         Binding("ctrl+o", "sessions", "Sessions", priority=True),
         Binding("ctrl+n", "new_session", "New session", priority=True),
+        Binding("f2", "toggle_theme", "Light/dark"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        # Ctrl+C quits too (asking first while a run goes); `q` where no text is being typed
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("q", "quit_key", "Quit", show=False),
+        Binding("escape", "back", "Back to the prompt", show=False),
     ]
 
     def __init__(self, home: Path | str, session_id: str | None = None) -> None:
@@ -82,6 +89,10 @@ class TunesmithApp(App):
         self._run_events: dict[str, list[dict]] = {}  # the events read so far, per run folder
         self._followed: str | None = None  # the run folder the run panel shows
         self._finishing: str | None = None  # the run folder whose results were asked for
+        self.settings = Settings(Path(home))
+        saved_theme = self.settings.get("theme", DEFAULT_THEME)
+        if saved_theme in self.available_themes:
+            self.theme = saved_theme
 
     @property
     def busy(self) -> bool:
@@ -98,10 +109,11 @@ class TunesmithApp(App):
                 yield RunPanel(id="run-panel")
                 yield Static("", id="working")
             yield PlanPanel(id="side")
-        yield Input(placeholder=PLACEHOLDER, id="prompt")
+        yield PromptInput(placeholder=PLACEHOLDER, id="prompt", columns=self._columns)
         yield Footer()
 
     async def on_mount(self) -> None:
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.query_one(RunPanel).display = False
         self.query_one("#working").display = False
         self.query_one("#prompt", Input).focus()
@@ -129,6 +141,12 @@ class TunesmithApp(App):
         yield SystemCommand(
             "New session", "Start a new conversation (ctrl+n)", self.action_new_session
         )
+        yield SystemCommand(
+            "Light or dark",
+            "Switch between the light and the dark theme (f2)",
+            self.action_toggle_theme,
+        )
+        yield SystemCommand("Quit", "Leave tunesmith; a run keeps going (ctrl+q)", self.action_quit)
 
     # ------------------------------------------------------------ sessions
 
@@ -152,16 +170,19 @@ class TunesmithApp(App):
             ChatMessage(t["role"], t["text"] or "", t.get("kind") or "text")
             for t in conversation.history()
         ]
+        self.query_one("#prompt", PromptInput).set_history(
+            t["text"] or "" for t in conversation.history() if t["role"] == "user"
+        )
         await self._show(saved)
         self._refresh_side()
         self._submit("opening")
         return None
 
     def action_sessions(self) -> None:
-        if isinstance(self.screen, SessionPicker):
+        if any(isinstance(screen, SessionPicker) for screen in self.screen_stack):
             return
         current = self.conversation.session_id if self.conversation else None
-        self.push_screen(SessionPicker(self.store.list(), current), self._picked)
+        self.push_screen(SessionPicker(self.store.list(), current, self.store), self._picked)
 
     async def _picked(self, choice: str | None) -> None:
         if choice == NEW_SESSION:
@@ -207,6 +228,24 @@ class TunesmithApp(App):
     async def action_new_session(self) -> None:
         await self._open(None)
 
+    def action_toggle_theme(self) -> None:
+        self.theme = LIGHT_THEME if self.current_theme.dark else DEFAULT_THEME
+
+    def _theme_changed(self, theme) -> None:
+        self.settings.set("theme", theme.name)  # also a theme picked in the command palette
+
+    def action_back(self) -> None:
+        """Escape on the main screen: back to the prompt from the chat or the plan pane."""
+        self.query_one("#prompt", PromptInput).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "quit_key":  # a bare `q` quits from the main screen only, not a dialog
+            return self.screen is self.screen_stack[0]
+        return True
+
+    def action_quit_key(self) -> None:
+        self.action_quit()
+
     def action_quit(self) -> None:
         conversation = self.conversation
         if isinstance(self.screen, QuitScreen) or conversation is None or not conversation.running:
@@ -227,6 +266,7 @@ class TunesmithApp(App):
     async def _submitted(self, event: Input.Submitted) -> None:
         text = event.value
         event.input.clear()
+        self.query_one("#prompt", PromptInput).remember(text)
         await self._show([ChatMessage("user", text)])
         self._submit("say", text)
 
@@ -335,6 +375,11 @@ class TunesmithApp(App):
         chat = self.query_one("#chat", VerticalScroll)
         await chat.mount_all(messages)
         chat.scroll_end(animate=False, immediate=False)
+
+    def _columns(self) -> list[str]:
+        """The loaded data's column names, for completing them in the prompt."""
+        spec = self.conversation.state.spec if self.conversation else None
+        return list((spec or {}).get("columns") or [])
 
     def _refresh_side(self) -> None:
         if self.conversation is not None:

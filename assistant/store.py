@@ -1,9 +1,9 @@
 """The session store: one folder per session under the sessions home, one SQLite file in each.
 
 `session.db` (sqlite-utils, WAL mode) holds the conversation turns, every version of the plan,
-the planner's state and the runs. Run folders live beside it in `runs/<id>/`. This module maps
-rows to plain dicts and nothing else: what a turn means is the planner's business. Schema
-changes go through `MIGRATIONS`.
+the planner's state, the runs and the person's title for the session. Run folders live beside
+it in `runs/<id>/`. This module maps rows to plain dicts and nothing else: what a turn means is
+the planner's business. Schema changes go through `MIGRATIONS`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,10 @@ from tuning_core.errors import SessionError
 
 DB_NAME = "session.db"
 HOME_ENV = "TUNESMITH_HOME"
+TITLE_MAX = 60
+# run states whose worker process may still be writing into the session's folder
+# (`tuning_core.runs.read_status` turns them into "dead" once the process has gone)
+ACTIVE_RUN_STATES = ("starting", "running")
 
 MIGRATIONS = Migrations("tunesmith")
 
@@ -68,6 +74,30 @@ def m002_dataset_versions(db: Database) -> None:
         {"version": int, "fix": str, "what": str, "dir": str, "summary": str, "time": float},
         pk="version",
     )
+
+
+@MIGRATIONS()
+def m003_session_title(db: Database) -> None:
+    """A title the person gives the session in the sessions browser."""
+    db["meta"].add_column("title", str)
+
+
+def clean_title(title: str) -> str:
+    """`title` stripped; ValueError (one line) unless it is 1-60 characters on one line."""
+    text = str(title).strip()
+    if not text:
+        raise ValueError("A session title cannot be empty.")
+    if len(text) > TITLE_MAX:
+        raise ValueError(f"A session title is at most {TITLE_MAX} characters, not {len(text)}.")
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text):
+        raise ValueError("A session title is one line, without tabs or control characters.")
+    return text
+
+
+def run_is_active(summary: dict[str, Any]) -> bool:
+    """True when a session summary's last run may still be going."""
+    run = summary.get("last_run") or {}
+    return run.get("status") in ACTIVE_RUN_STATES
 
 
 def default_home() -> Path:
@@ -124,6 +154,12 @@ class Session:
     def meta(self) -> dict[str, Any]:
         rows = list(self.db["meta"].rows_where("id = ?", [self.id]))
         return rows[0] if rows else {}
+
+    def set_title(self, title: str) -> str:
+        """Give the session a title (see `clean_title`); the title as stored."""
+        text = clean_title(title)
+        self.db["meta"].upsert({"id": self.id, "title": text}, pk="id")
+        return text
 
     def save_plan(self, plan: dict, reasons: dict, source: str) -> int:
         with self.db.atomic():
@@ -199,6 +235,7 @@ class Session:
         return {
             "id": self.id,
             "name": meta.get("name") or "",
+            "title": meta.get("title") or "",
             "created": meta.get("created"),
             "updated": meta.get("updated"),
             "stage": meta.get("stage") or "task",
@@ -233,12 +270,33 @@ class SessionStore:
         return self.home / session_id
 
     def open(self, session_id: str) -> Session:
+        return Session(self._existing(session_id))
+
+    def _existing(self, session_id: str) -> Path:
+        """The folder of session `session_id`; SessionError when there is no such session."""
         directory = self.home / session_id
-        if not (directory / DB_NAME).exists():
+        plain = session_id not in ("", ".", "..") and Path(session_id).name == session_id
+        if not plain or not (directory / DB_NAME).exists():
             known = [s.name for s in self._dirs()]
             hint = f"; known sessions: {', '.join(known[-5:])}" if known else ""
             raise SessionError(f"No session {session_id!r} in {self.home}{hint}")
-        return Session(directory)
+        return directory
+
+    def rename(self, session_id: str, title: str) -> str:
+        """Give session `session_id` a title (stripped, 1-60 characters, else ValueError);
+        the title as stored. SessionError when there is no such session."""
+        text = clean_title(title)
+        session = self.open(session_id)
+        try:
+            return session.set_title(text)
+        finally:
+            session.close()
+
+    def delete(self, session_id: str) -> None:
+        """Remove session `session_id`'s folder: its conversation, plans, data versions and
+        runs. SessionError when there is no such session. It does not look at the session's
+        runs: a caller that may hold a running one checks `run_is_active` first."""
+        shutil.rmtree(self._existing(session_id))
 
     def _dirs(self) -> list[Path]:
         if not self.home.exists():

@@ -1,9 +1,11 @@
 """The app's widgets and modal screens: chat messages, the plan panel, the run panel, the
-session picker and the quit confirmation.
+session picker (with its title and delete dialogs) and the quit confirmation.
 
 They only display what they are given (plan dicts, run events, session summaries). None of
-them calls the conversation, the store or the training core: the app (`assistant.app`) does
-that in worker threads and hands the results here.
+them calls the conversation or the training core: the app (`assistant.app`) does that in
+worker threads and hands the results here. The one exception is the session picker, which
+renames and deletes saved sessions through the `SessionStore` it is given (small, quick
+writes to sessions that are not open).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -20,15 +23,18 @@ from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
     DataTable,
+    Input,
     Label,
     Markdown,
     OptionList,
     ProgressBar,
     Static,
 )
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from assistant.planner import STAGES, plan_rows
+from assistant.store import SessionStore, clean_title, run_is_active
+from tuning_core.errors import SessionError
 
 NEW_SESSION = "__new__"
 # shorter labels where the planner's own would squeeze the values in a 30-column panel
@@ -46,8 +52,9 @@ class ChatMessage(Markdown):
         self.kind = kind
 
 
-class PlanPanel(Vertical):
-    """The side panel: the current plan as label/value rows, the stage and the session id."""
+class PlanPanel(Vertical, can_focus=True):
+    """The side panel: the current plan as label/value rows, the stage and the session id.
+    It takes the focus (Tab) so that a long plan scrolls from the keyboard."""
 
     def compose(self) -> ComposeResult:
         yield Static("", id="stage")
@@ -203,16 +210,30 @@ class RunPanel(Vertical):
         return " · ".join(parts) or "starting…"
 
 
-def session_prompt(summary: dict[str, Any], current: str | None) -> Text:
-    """One line of the session picker."""
+TITLE_COLUMN = 20  # the most of a title the picker's one-line entries show
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def session_prompt(
+    summary: dict[str, Any], current: str | None, title_width: int | None = None
+) -> Text:
+    """One line of the session picker. `title_width` pads (or cuts) the title to a column
+    shared by all lines; by default the title takes what it needs, up to TITLE_COLUMN."""
     if "error" in summary:
         return Text(f"{summary['id']}  cannot be read: {summary['error']}", style="red")
-    data = Path(summary["data_file"]).name if summary.get("data_file") else "no data yet"
-    if len(data) > 20:
-        data = data[:19] + "…"
+    data = _short(Path(summary["data_file"]).name, 20) if summary.get("data_file") else ""
+    data = data or "no data yet"
+    title = summary.get("title") or ""
+    if title_width is None:
+        title_width = min(len(title), TITLE_COLUMN)
     run = summary.get("last_run") or {}
     text = Text()
     text.append(summary["id"], style="bold" if summary["id"] == current else "")
+    if title_width:
+        text.append(f"  {_short(title, title_width):<{title_width}}", style="bold yellow")
     text.append(f"  {summary.get('stage') or 'task':<7}  ", style="cyan")
     text.append(f"{data:<20}")
     text.append(f"  {('run ' + str(run['status'])) if run else 'no run'}", style="dim")
@@ -221,29 +242,56 @@ def session_prompt(summary: dict[str, Any], current: str | None) -> Text:
     return text
 
 
+def _described(session_id: str, summary: dict[str, Any]) -> str:
+    """'ID' or 'ID (title)', for messages about a session."""
+    title = summary.get("title")
+    return f"{session_id} ({title})" if title else session_id
+
+
 class SessionPicker(ModalScreen[str | None]):
-    """Pick a saved session (its id), or NEW_SESSION; None when dismissed."""
+    """Pick a saved session (its id), or NEW_SESSION; None when dismissed. With a store, `r`
+    renames and `d`/`delete` deletes the highlighted session (after asking), and the list is
+    read again from the store."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_picker", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss_picker", "Close"),
+        Binding("r", "rename", "Rename"),
+        Binding("d", "delete", "Delete"),
+        Binding("delete", "delete", "Delete", show=False),
+    ]
 
-    def __init__(self, sessions: list[dict[str, Any]], current: str | None) -> None:
+    def __init__(
+        self,
+        sessions: list[dict[str, Any]],
+        current: str | None,
+        store: SessionStore | None = None,
+    ) -> None:
         super().__init__()
         self.sessions = sessions
         self.current = current
+        self.store = store
 
     def compose(self) -> ComposeResult:
+        keys = "Enter opens · r renames · d deletes · Escape closes"
+        if self.store is None:
+            keys = "Enter opens, Escape closes"
+        with Vertical(id="picker"):
+            yield Label(f"Sessions — {keys}", id="picker-title")
+            yield OptionList(*self._options(), id="picker-list")
+
+    def _options(self) -> list[Option]:
         options = [Option(Text("+ New session", style="bold green"), id=NEW_SESSION)]
+        titles = [len(s.get("title") or "") for s in self.sessions if "error" not in s]
+        title_width = min(max(titles, default=0), TITLE_COLUMN)
         for summary in reversed(self.sessions):  # newest first
             options.append(
                 Option(
-                    session_prompt(summary, self.current),
+                    session_prompt(summary, self.current, title_width),
                     id=summary["id"],
                     disabled="error" in summary,
                 )
             )
-        with Vertical(id="picker"):
-            yield Label("Sessions — Enter opens, Escape closes", id="picker-title")
-            yield OptionList(*options, id="picker-list")
+        return options
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
@@ -253,6 +301,162 @@ class SessionPicker(ModalScreen[str | None]):
 
     def action_dismiss_picker(self) -> None:
         self.dismiss(None)
+
+    # -- rename and delete
+
+    def _highlighted(self) -> tuple[SessionStore, dict[str, Any]] | None:
+        """The store and the highlighted session's summary; None (having said why) if either
+        is missing."""
+        if self.store is None:
+            self.notify("Renaming and deleting sessions is not available here.")
+            return None
+        option = self.query_one(OptionList).highlighted_option
+        summary = next(
+            (s for s in self.sessions if option is not None and s["id"] == option.id), None
+        )
+        if summary is None or "error" in summary:
+            self.notify("Highlight a saved session first (up/down).")
+            return None
+        return self.store, summary
+
+    def _reload(self, session_id: str | None = None, index: int | None = None) -> None:
+        """Read the sessions again; highlight `session_id`, else the entry at `index`."""
+        if self.store is None:
+            return
+        self.sessions = self.store.list()
+        option_list = self.query_one(OptionList)
+        option_list.set_options(self._options())
+        if session_id is not None:
+            try:
+                index = option_list.get_option_index(session_id)
+            except OptionDoesNotExist:
+                pass
+        if index is not None:
+            option_list.highlighted = min(index, option_list.option_count - 1)
+
+    def action_rename(self) -> None:
+        found = self._highlighted()
+        if found is None:
+            return
+        store, summary = found
+        session_id = summary["id"]
+
+        def renamed(title: str | None) -> None:
+            if title is None:
+                return
+            try:
+                store.rename(session_id, title)
+            except (SessionError, ValueError) as exc:
+                self.notify(str(exc), severity="error")
+            self._reload(session_id)
+
+        self.app.push_screen(TitleScreen(session_id, summary.get("title") or ""), renamed)
+
+    def action_delete(self) -> None:
+        found = self._highlighted()
+        if found is None:
+            return
+        store, summary = found
+        session_id = summary["id"]
+        if session_id == self.current:
+            self.notify(
+                f"Session {session_id} is open: switch to another one before deleting it.",
+                severity="warning",
+            )
+            return
+        if run_is_active(summary):
+            self.notify(
+                f"Session {session_id} has a run still going: stop it or let it finish first.",
+                severity="warning",
+            )
+            return
+        index = self.query_one(OptionList).highlighted
+
+        def answered(really: bool | None) -> None:
+            if not really:
+                return
+            try:
+                store.delete(session_id)
+            except (SessionError, OSError) as exc:
+                self.notify(str(exc), severity="error")
+            else:
+                self.notify(f"Deleted session {_described(session_id, summary)}.")
+            self._reload(index=index)
+
+        self.app.push_screen(ConfirmDeleteScreen(session_id, summary.get("title") or ""), answered)
+
+
+class TitleScreen(ModalScreen[str | None]):
+    """Ask for a session's title: Enter gives the cleaned title, Escape None. A title the
+    store would refuse (empty, too long) is explained here and not given back."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, session_id: str, title: str) -> None:
+        super().__init__()
+        self.session_id = session_id
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="title-dialog"):
+            yield Label(f"Title for session {self.session_id}", id="title-label")
+            yield Input(
+                value=self.title_text, placeholder="a short title, 1-60 characters", id="title"
+            )
+            yield Static("Enter saves, Escape cancels", id="title-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#title", Input).focus()
+
+    @on(Input.Submitted, "#title")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        try:
+            title = clean_title(event.value)
+        except ValueError as exc:
+            hint = self.query_one("#title-hint", Static)
+            hint.update(Text(f"{exc} Escape cancels.", style="bold red"))
+            return
+        self.dismiss(title)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmDeleteScreen(ModalScreen[bool]):
+    """Asked before a session is deleted; Keep is focused, Escape keeps."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "keep", "Keep")]
+
+    def __init__(self, session_id: str, title: str = "") -> None:
+        super().__init__()
+        self.session_id = session_id
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        name = _described(self.session_id, {"title": self.title_text})
+        with Vertical(id="delete-dialog"):
+            yield Static(
+                Text.assemble(
+                    "Delete session ",
+                    (name, "bold"),
+                    "? Its conversation, plans and runs are removed.",
+                ),
+                id="delete-text",
+            )
+            with Horizontal(id="delete-buttons"):
+                yield Button("Delete", variant="error", id="delete-yes")
+                yield Button("Keep", variant="primary", id="delete-no")
+
+    def on_mount(self) -> None:
+        self.query_one("#delete-no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "delete-yes")
+
+    def action_keep(self) -> None:
+        self.dismiss(False)
 
 
 class QuitScreen(ModalScreen[bool]):
