@@ -118,6 +118,8 @@ class TunesmithApp(App):
         self.query_one("#working").display = False
         self.query_one("#prompt", Input).focus()
         self.set_interval(0.5, self._follow_run)
+        if self.initial_session_id is None and self._offer_last_session():
+            return
         problem = await self._open(self.initial_session_id)
         if problem:  # e.g. `--session` names no session: say so on the terminal and stop
             self.exit(return_code=1, message=f"tunesmith: {problem}")
@@ -177,6 +179,21 @@ class TunesmithApp(App):
         self._refresh_side()
         self._submit("opening")
         return None
+
+    def _offer_last_session(self) -> bool:
+        """With saved sessions and none named, offer the last one (a new one on Escape)."""
+        saved = [s for s in self.store.list() if "error" not in s]
+        if not saved:
+            return False
+        last = max(saved, key=lambda s: (s.get("updated") or "", s["id"]))
+        self.push_screen(
+            SessionPicker(self.store.list(), None, self.store, offer=last["id"]),
+            self._picked_at_start,
+        )
+        return True
+
+    async def _picked_at_start(self, choice: str | None) -> None:
+        await self._open(None if choice in (None, NEW_SESSION) else choice)
 
     def action_sessions(self) -> None:
         if any(isinstance(screen, SessionPicker) for screen in self.screen_stack):

@@ -265,18 +265,23 @@ class SessionPicker(ModalScreen[str | None]):
         sessions: list[dict[str, Any]],
         current: str | None,
         store: SessionStore | None = None,
+        offer: str | None = None,
     ) -> None:
         super().__init__()
         self.sessions = sessions
         self.current = current
         self.store = store
+        self.offer = offer  # at start: the session to highlight; Escape then starts a new one
 
     def compose(self) -> ComposeResult:
         keys = "Enter opens · r renames · d deletes · Escape closes"
         if self.store is None:
             keys = "Enter opens, Escape closes"
+        if self.offer:
+            keys = "Enter reopens the highlighted one · Escape starts a new one"
         with Vertical(id="picker"):
-            yield Label(f"Sessions — {keys}", id="picker-title")
+            title = "Welcome back — your sessions" if self.offer else "Sessions"
+            yield Label(f"{title} — {keys}", id="picker-title")
             yield OptionList(*self._options(), id="picker-list")
 
     def _options(self) -> list[Option]:
@@ -294,7 +299,12 @@ class SessionPicker(ModalScreen[str | None]):
         return options
 
     def on_mount(self) -> None:
-        self.query_one(OptionList).focus()
+        options = self.query_one(OptionList)
+        options.focus()
+        if self.offer:
+            ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+            if self.offer in ids:
+                options.highlighted = ids.index(self.offer)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)

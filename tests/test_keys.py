@@ -56,7 +56,7 @@ async def test_f2_switches_light_and_dark_and_remembers(home):
         await pilot.press("f2")
         assert not app.current_theme.dark
     assert json.loads((home / "settings.json").read_text())["theme"] == app.theme
-    again = TunesmithApp(home)
+    again = TunesmithApp(home, SessionStore(home).list()[-1]["id"])
     async with again.run_test(size=SIZE) as pilot:
         await settle(again, pilot)
         assert not again.current_theme.dark  # the next start opens in the chosen theme
@@ -131,6 +131,32 @@ async def test_ctrl_n_starts_a_new_session(home):
         assert app.conversation.session_id != first
         assert len(SessionStore(home).list()) == 2
         assert "Welcome back" not in messages(app)[-1].source
+
+
+async def test_start_offers_the_last_session(home):
+    """With saved sessions, the app opens on the picker with the last one highlighted: Enter
+    reopens it; Escape starts a new one."""
+    store = SessionStore(home)
+    for _ in range(2):
+        conversation = Conversation.start(store)
+        conversation.session.add_turn("user", f"hello from {conversation.session_id}")
+        conversation.session.close()
+    last = store.list()[-1]["id"]
+    app = TunesmithApp(home)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, SessionPicker) and app.screen.offer == last
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.conversation.session_id == last
+        assert f"hello from {last}" in messages(app)[0].source
+    app = TunesmithApp(home)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.conversation.session_id not in {s["id"] for s in store.list()[:2]}
+        assert len(store.list()) == 3
 
 
 async def test_every_action_is_in_the_command_palette(home):

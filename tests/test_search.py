@@ -65,6 +65,37 @@ def test_the_median_pruner_gives_no_verdict_before_the_second_epoch():
     assert trailing.should_prune()
 
 
+def test_the_median_pruner_compares_gradual_unfreezing_with_its_own_kind():
+    """A gradual-unfreezing trial starts slowly (head first): it is judged against finished
+    trials that unfreeze gradually too, not against full fine-tuning."""
+    study = optuna.create_study(direction="maximize", pruner=search._pruner("median", 5))
+    space = optuna.distributions.CategoricalDistribution([False, True])
+
+    for gradual, values in ((False, (0.6, 0.8)), (False, (0.5, 0.7)), (True, (0.2, 0.5))):
+        study.enqueue_trial({"gradual_unfreezing": gradual})
+        trial = study.ask({"gradual_unfreezing": space})
+        for step, value in enumerate(values, start=1):
+            trial.report(value, step)
+        study.tell(trial, values[-1])
+    study.enqueue_trial({"gradual_unfreezing": True})
+    slow = study.ask({"gradual_unfreezing": space})
+    slow.report(0.3, 1)
+    slow.report(0.4, 2)  # far below full fine-tuning at epoch 2 (0.75), but one peer only
+    assert not slow.should_prune()
+    slow.report(0.9, 3)
+    study.tell(slow, 0.9)
+    study.enqueue_trial({"gradual_unfreezing": True})
+    behind = study.ask({"gradual_unfreezing": space})
+    behind.report(0.1, 1)
+    behind.report(0.3, 2)  # below the median of its two peers at epoch 2 (0.45)
+    assert behind.should_prune()
+    study.enqueue_trial({"gradual_unfreezing": False})
+    full = study.ask({"gradual_unfreezing": space})
+    full.report(0.5, 1)
+    full.report(0.72, 2)  # below full fine-tuning's median (0.75); above the gradual trials'
+    assert full.should_prune()
+
+
 def test_report_callback_prunes_a_trailing_trial():
     study = optuna.create_study(
         direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1)

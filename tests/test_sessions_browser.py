@@ -132,7 +132,11 @@ def picker_line(app: TunesmithApp, session_id: str) -> str:
 
 
 async def start(app: TunesmithApp, pilot) -> None:
-    """Wait for the opening call, then open the picker."""
+    """Start a new session (Escape on the picker offered at start), wait for its opening call,
+    then open the picker."""
+    await pilot.pause()
+    assert isinstance(app.screen, SessionPicker) and app.screen.offer
+    await pilot.press("escape")
     for _ in range(100):
         await app.workers.wait_for_complete()
         await pilot.pause()
