@@ -65,11 +65,12 @@ class TunesmithApp(App):
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+d", "data_view", "Data", priority=True),
+        Binding("ctrl+t", "monitor", "Run", priority=True),
         Binding("ctrl+r", "results_view", "Results", priority=True),
-        Binding("ctrl+t", "monitor", "Monitor", priority=True),
-        Binding("ctrl+o", "sessions", "Sessions", priority=True),
-        Binding("ctrl+n", "new_session", "New session", priority=True),
-        Binding("f2", "toggle_theme", "Light/dark"),
+        Binding("ctrl+o", "sessions", "Open", priority=True),
+        Binding("ctrl+n", "new_session", "New", priority=True),
+        Binding("f2", "toggle_theme", "Theme"),
+        Binding("ctrl+b", "toggle_side", "Plan"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
         # Ctrl+C quits too (asking first while a run goes); `q` where no text is being typed
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
@@ -110,7 +111,7 @@ class TunesmithApp(App):
                 yield Static("", id="working")
             yield PlanPanel(id="side")
         yield PromptInput(placeholder=PLACEHOLDER, id="prompt", columns=self._columns)
-        yield Footer()
+        yield Footer(compact=True)
 
     async def on_mount(self) -> None:
         self.theme_changed_signal.subscribe(self, self._theme_changed)
@@ -147,6 +148,9 @@ class TunesmithApp(App):
             "Light or dark",
             "Switch between the light and the dark theme (f2)",
             self.action_toggle_theme,
+        )
+        yield SystemCommand(
+            "Plan pane", "Hide or show the plan beside the chat (ctrl+b)", self.action_toggle_side
         )
         yield SystemCommand("Quit", "Leave tunesmith; a run keeps going (ctrl+q)", self.action_quit)
 
@@ -185,7 +189,7 @@ class TunesmithApp(App):
         saved = [s for s in self.store.list() if "error" not in s]
         if not saved:
             return False
-        last = max(saved, key=lambda s: (s.get("updated") or "", s["id"]))
+        last = max(saved, key=lambda s: (s.get("updated") or 0.0, s["id"]))
         self.push_screen(
             SessionPicker(self.store.list(), None, self.store, offer=last["id"]),
             self._picked_at_start,
@@ -244,6 +248,13 @@ class TunesmithApp(App):
 
     async def action_new_session(self) -> None:
         await self._open(None)
+
+    def action_toggle_side(self) -> None:
+        """Hide or show the plan pane (on a narrow terminal the chat gets the whole width)."""
+        side = self.query_one(PlanPanel)
+        side.display = not side.display
+        if not side.display and side.has_focus:
+            self.query_one("#prompt", PromptInput).focus()
 
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT_THEME if self.current_theme.dark else DEFAULT_THEME
@@ -391,7 +402,9 @@ class TunesmithApp(App):
             return
         chat = self.query_one("#chat", VerticalScroll)
         await chat.mount_all(messages)
-        chat.scroll_end(animate=False, immediate=False)
+        # anchored: it follows the bottom as the new messages lay out (Markdown renders after
+        # mounting), until the person scrolls up to read
+        chat.anchor()
 
     def _columns(self) -> list[str]:
         """The loaded data's column names, for completing them in the prompt."""

@@ -101,7 +101,7 @@ class DataScreen(Screen):
     """The data profile, full screen; Escape goes back to the chat."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Back to chat"),
+        Binding("escape", "app.pop_screen", "Back"),
         Binding("ctrl+d", "app.pop_screen", "Back to chat", show=False, priority=True),
     ]
 
@@ -136,7 +136,7 @@ class DataScreen(Screen):
             )
             yield DataTable(id="findings", cursor_type="row", zebra_stripes=True)
             yield Static("", id="finding-samples")
-        yield Footer()
+        yield Footer(compact=True)
 
     def _reading(self) -> Text:
         spec, profile = self.state.spec or {}, self.state.profile or {}

@@ -242,7 +242,7 @@ class RunMonitorScreen(Screen):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Back to chat"),
+        Binding("escape", "app.pop_screen", "Back"),
     ]
 
     def __init__(
@@ -273,7 +273,7 @@ class RunMonitorScreen(Screen):
                 yield PlotextPlot(id="metric-plot")
             yield Static("Trials of the search", id="monitor-trials-title")
             yield DataTable(id="monitor-trials", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#monitor-trials", DataTable).add_columns(*TRIAL_COLUMNS)

@@ -230,7 +230,7 @@ class ResultsScreen(Screen):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Back to chat"),
+        Binding("escape", "app.pop_screen", "Back"),
         Binding("ctrl+r", "app.pop_screen", "Back to chat", show=False, priority=True),
     ]
 
@@ -267,7 +267,7 @@ class ResultsScreen(Screen):
             )
             yield DataTable(id="errors", cursor_type="row", zebra_stripes=True)
             yield Static("", id="error-text")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._fill_per_class()

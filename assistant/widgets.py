@@ -277,11 +277,11 @@ class SessionPicker(ModalScreen[str | None]):
         keys = "Enter opens · r renames · d deletes · Escape closes"
         if self.store is None:
             keys = "Enter opens, Escape closes"
+        title = f"Sessions — {keys}"
         if self.offer:
-            keys = "Enter reopens the highlighted one · Escape starts a new one"
+            title = "Welcome back — Enter reopens your last session, Escape starts a new one"
         with Vertical(id="picker"):
-            title = "Welcome back — your sessions" if self.offer else "Sessions"
-            yield Label(f"{title} — {keys}", id="picker-title")
+            yield Label(title, id="picker-title")
             yield OptionList(*self._options(), id="picker-list")
 
     def _options(self) -> list[Option]:

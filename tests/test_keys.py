@@ -48,6 +48,22 @@ async def test_tab_visits_the_panes_and_escape_comes_back(home):
         assert app.focused.id == "prompt"
 
 
+async def test_ctrl_b_hides_and_shows_the_plan_pane(home):
+    app = TunesmithApp(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        chat = app.query_one("#chat")
+        narrow = chat.size.width
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert not app.query_one(PlanPanel).display and chat.size.width > narrow + 20
+        await pilot.press("tab")
+        assert app.focused.id == "chat"  # a hidden pane takes no focus
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert app.query_one(PlanPanel).display and chat.size.width == narrow
+
+
 async def test_f2_switches_light_and_dark_and_remembers(home):
     app = TunesmithApp(home)
     async with app.run_test(size=SIZE) as pilot:
@@ -137,11 +153,16 @@ async def test_start_offers_the_last_session(home):
     """With saved sessions, the app opens on the picker with the last one highlighted: Enter
     reopens it; Escape starts a new one."""
     store = SessionStore(home)
+    ids = []
     for _ in range(2):
         conversation = Conversation.start(store)
-        conversation.session.add_turn("user", f"hello from {conversation.session_id}")
+        ids.append(conversation.session_id)
         conversation.session.close()
-    last = store.list()[-1]["id"]
+    for session_id in reversed(ids):  # the first one created is the last one used
+        session = store.open(session_id)
+        session.add_turn("user", f"hello from {session_id}")
+        session.close()
+    last = ids[0]
     app = TunesmithApp(home)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -155,7 +176,7 @@ async def test_start_offers_the_last_session(home):
         await pilot.pause()
         await pilot.press("escape")
         await settle(app, pilot)
-        assert app.conversation.session_id not in {s["id"] for s in store.list()[:2]}
+        assert app.conversation.session_id not in ids
         assert len(store.list()) == 3
 
 
@@ -171,6 +192,7 @@ async def test_every_action_is_in_the_command_palette(home):
             "Run monitor",
             "New session",
             "Light or dark",
+            "Plan pane",
             "Quit",
         ):
             assert title in titles

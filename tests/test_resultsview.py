@@ -7,6 +7,7 @@ import copy
 
 import pytest
 from test_app import SIZE, settle
+from test_monitor import wait_for
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static
 
@@ -254,9 +255,7 @@ async def test_odd_reports_open_without_raising(home, report):
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press("ctrl+r")
-        await pilot.pause()
-        assert isinstance(app.screen, ResultsScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
         assert "this run" in static_text(app.screen, "#results-header")
         await pilot.press("escape")
-        await pilot.pause()
-        assert not isinstance(app.screen, ResultsScreen)
+        await wait_for(pilot, lambda: not isinstance(app.screen, ResultsScreen))
