@@ -62,7 +62,11 @@ class TunesmithApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "tunesmith"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
+        (0, "-narrow"),
+        (100, "-wide"),
+        (140, "-wider"),
+    ]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+d", "data_view", "Data", priority=True),
         Binding("ctrl+t", "monitor", "Run", priority=True),

@@ -88,7 +88,8 @@ def run_sessions(args: argparse.Namespace) -> int:
         if run.get("headline"):
             run_text += " " + ", ".join(f"{k} {v}" for k, v in run["headline"].items())
         data = Path(s["data_file"]).name if s["data_file"] else "-"
-        print(f"{s['id']}  {updated}  stage {s['stage']:<7}  data {data}  {run_text}")
+        title = f'  "{s["title"]}"' if s.get("title") else ""
+        print(f"{s['id']}{title}  {updated}  stage {s['stage']:<7}  data {data}  {run_text}")
     return 0
 
 

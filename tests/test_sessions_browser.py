@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 
 import pytest
@@ -9,6 +11,7 @@ from sqlite_utils import Database
 from textual.widgets import Input, OptionList, Static
 
 from assistant.app import TunesmithApp
+from assistant.conversation import Conversation
 from assistant.store import DB_NAME, MIGRATIONS, SessionStore
 from assistant.widgets import ConfirmDeleteScreen, SessionPicker, TitleScreen
 from tuning_core.errors import SessionError
@@ -264,3 +267,20 @@ async def test_d_refuses_the_open_session_and_a_running_one(home, monkeypatch):
             assert isinstance(app.screen, SessionPicker)
             assert why in notes[-1] and session_id in notes[-1] and "\n" not in notes[-1]
             assert session_id in picker_ids(app) and (home / session_id / DB_NAME).exists()
+
+
+def test_the_sessions_command_shows_titles(home):
+    from assistant.cli import main
+
+    store = SessionStore(home)
+    titled = Conversation.start(store)
+    titled.session.close()
+    plain = Conversation.start(store)
+    plain.session.close()
+    store.rename(titled.session_id, "irony, first try")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["sessions", "--home", str(home)]) == 0
+    lines = {line.split()[0]: line for line in out.getvalue().splitlines()}
+    assert '"irony, first try"' in lines[titled.session_id]
+    assert '"' not in lines[plain.session_id]
