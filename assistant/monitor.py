@@ -167,7 +167,10 @@ def progress_line(history: RunHistory) -> str:
         ("loss", "loss {:.4f}"),
         ("samples_per_s", "{:.1f} samples/s"),
     )
+    ended = history.state == "finished" or history.state.startswith(("stopped", "error"))
     for key, form in formats:
+        if key == "eta_s" and ended:
+            continue  # the last estimate of a run that has ended
         value = number(e.get(key))
         if value is not None:
             parts.append(form.format(duration(value) if key == "eta_s" else value))

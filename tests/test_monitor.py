@@ -233,6 +233,9 @@ def test_history_folds_events_into_curves_and_numbers():
     line = progress_line(history)
     assert line.startswith("step 6/20 · epoch 0.30 · ETA 42 s · loss 0.7654"), line
     assert "lr 8.00e-05 · grad norm 0.5432" in line
+    ended = RunHistory("macro_f1")
+    ended.feed([*HISTORY, {"type": "finished", "headline": {}}])
+    assert "ETA" not in progress_line(ended) and "loss 0.7654" in progress_line(ended)
 
     # out of memory at step 7, resumed from the checkpoint at step 4: the curves go back to 4
     history.feed([{"type": "oom", "step": 4, "batch_size": 4, "grad_accum": 2}])
