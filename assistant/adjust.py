@@ -210,6 +210,10 @@ def parse_adjustment(text: str) -> Adjustment:
         out.changes["head_init"] = "zeros"
     elif re.search(r"\brandom(?:ly initiali[sz]ed)? (?:head|output layer)\b", t):
         out.changes["head_init"] = "random"
+    elif re.search(r"\b(?:linear[ -])?probe (?:the )?(?:head|output layer)\b", t) or re.search(
+        r"\b(?:head|output layer) from a (?:linear )?probe\b|\blinear probe first\b", t
+    ):
+        out.changes["head_init"] = "probe"
     if re.search(r"\b(?:all|every|whole|full) (?:the )?validation\b", t):
         out.changes["eval_rows"] = 0
     else:
@@ -247,10 +251,12 @@ def parse_adjustment(text: str) -> Adjustment:
     if match:
         out.changes["freezing"] = "bottom_k"
         out.changes["freeze_layers"] = int(parse_number(match.group(1)))
+    # "linear probe" alone means training the head only; "a linear probe first" starts the head
+    probe_first = out.changes.get("head_init") == "probe"
     if re.search(
-        r"\bhead[ -]only\b|\bonly (?:train )?the head\b|\bfreeze (?:the )?(?:encoder|whole model|all but the head|everything but the head)\b|\blinear prob",
+        r"\bhead[ -]only\b|\bonly (?:train )?the head\b|\bfreeze (?:the )?(?:encoder|whole model|all but the head|everything but the head)\b",
         t,
-    ):
+    ) or (re.search(r"\blinear prob", t) and not probe_first):
         out.changes["freezing"] = "head_only"
     match = re.search(
         rf"\blora\b(?![ -]alpha)(?:\s*(?:with|at|of))?(?:\s*(?:rank|r))?{SEP}{NUM}?", t
@@ -299,7 +305,15 @@ TOPICS = {
     "grad_accum": ("accumulat",),
     "pooling": ("pooling", "mean pool", "[cls]"),
     "sampling": ("sampling", "shuffl", "bucket", "batch order", "random batches"),
-    "head_init": ("zero head", "head at zero", "output layer", "head init", "zeros"),
+    "head_init": (
+        "zero head",
+        "head at zero",
+        "output layer",
+        "head init",
+        "zeros",
+        "probe",
+        "lp-ft",
+    ),
     "eval_rows": ("validation sample", "eval rows", "sample of the validation", "each epoch"),
     "freezing": ("lora", "freez", "head only", "layers", "adapter", "unfreez"),
     "learning_rate": ("learning rate", " lr"),

@@ -24,6 +24,11 @@ from tuning_core import runs
 from tuning_core.errors import TuningError
 from tuning_core.plan import EMBEDDED_MODEL_ID, FREEZING_LABELS, Plan
 
+HEAD_INIT_LABELS = {
+    "random": "random (small values)",
+    "zeros": "at zero",
+    "probe": "fitted first (linear probe)",
+}
 STAGES = ("task", "data", "review", "plan", "run", "results", "export")
 TASK = "single_label_classification"
 
@@ -245,7 +250,7 @@ def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
             trials = plan.get("trials", 0)
             value = f"{trials} trials" if trials else "off (train once)"
         elif name == "head_init":
-            value = "at zero" if plan.get("head_init") == "zeros" else "random (small values)"
+            value = HEAD_INIT_LABELS.get(plan.get("head_init", "random"), plan.get("head_init"))
         elif name == "sampling":
             value = SAMPLING_LABELS.get(plan.get("sampling", "length"), plan.get("sampling"))
         elif name == "eval_rows":
@@ -1058,8 +1063,11 @@ class Planner:
             lines.append(line)
         if len(lines) > 2:
             lines.append("")
+        errors = len(verdict.get("confident_errors") or [])
+        lines += [judgement_text(verdict, errors=5)]
+        if errors > 5:
+            lines += ["", f"The results view (ctrl+r in the app) lists all {errors}."]
         lines += [
-            judgement_text(verdict),
             "",
             "`/export DIR` writes a standalone `train.py` that reproduces these numbers "
             "(Enter exports into this session's folder).",

@@ -11,6 +11,8 @@ and the pieces that might explain it, one seed list per mode:
                   from the stream that then draws dropout; measured, not adopted (RESULTS.md)
   recipe-random   the same with shuffled rows (plan sampling "random")
   recipe-zerohead the recipe with the output layer started at zero (plan head_init "zeros")
+  recipe-probe    the recipe with the output layer fitted first by logistic regression on the
+                  pretrained model's features (plan head_init "probe", Kumar et al. 2022)
   stock           a plain Trainer, dynamic padding, no evaluation, the last epoch kept
   stock-init      the same, the model built by `model_init` (its head seeded as the recipe's)
   stock-eval      the same, evaluated on validation each epoch (as the recipe is)
@@ -56,6 +58,7 @@ MODES = (
     "recipe-initstream",
     "recipe-random",
     "recipe-zerohead",
+    "recipe-probe",
     "stock",
     "stock-init",
     "stock-eval",
@@ -251,6 +254,7 @@ def main() -> int:
                         "recipe": {},
                         "recipe-random": {"sampling": "random"},
                         "recipe-zerohead": {"head_init": "zeros"},
+                        "recipe-probe": {"head_init": "probe"},
                         "recipe-initstream": {},
                     }[mode]
                     emulate = separate_init_stream if mode == "recipe-initstream" else nullcontext

@@ -127,6 +127,10 @@ def test_column_remap_in_plain_words(planner, tmp_path):
         ("group by length again", {"sampling": "length"}),
         ("check all the validation rows", {"eval_rows": 0}),
         ("validation sample of 500", {"eval_rows": 500}),
+        ("start the output layer from a linear probe", {"head_init": "probe"}),
+        ("linear probe first", {"head_init": "probe"}),
+        ("random head", {"head_init": "random"}),
+        ("zero head", {"head_init": "zeros"}),
     ],
 )
 def test_adjustment_parser(text, expected):

@@ -236,3 +236,21 @@ def test_early_stopping_reads_a_validation_sample_when_validation_outgrows_train
     assert full.plan.eval_rows == 0
     assert "all 955 validation rows" in full.reasons["eval_rows"].text
     assert full.plan.sampling == "length"
+
+
+def test_the_output_layer_starts_from_a_probe_on_enough_rows_for_full_tuning():
+    two = {"irony": 1500, "non_irony": 1500}
+    rec = recommend_plan(TASK, profile(train=3000, labels=two), CPU)
+    assert rec.plan.freezing == "none" and rec.plan.head_init == "probe"
+    assert rec.reasons["head_init"].note == "linear-probe-then-fine-tune"
+    assert "3,000 training rows" in rec.reasons["head_init"].text
+    four = recommend_plan(TASK, profile(train=3000), CPU)
+    assert four.plan.head_init == "random"
+    assert "with 3 labels" in four.reasons["head_init"].text
+    small = recommend_plan(TASK, profile(train=400, labels={"a": 200, "b": 200}), CPU)
+    assert small.plan.freezing == "none" and small.plan.head_init == "random"
+    assert "below 1,000" in small.reasons["head_init"].text
+    lora = recommend_plan(
+        TASK, profile(train=3000, labels=two), SMALL_GPU, {"base_model": "roberta-large"}
+    )
+    assert lora.plan.freezing != "none" and lora.plan.head_init == "random"

@@ -459,3 +459,41 @@ def test_zero_head_starts_every_class_level_and_still_learns(tiny_model, labels,
     losses = [loss for _step, loss in first["loss_curve"]]
     assert losses[-1] < losses[0]
     assert comparable(train(plan, data, tmp_path / "b")) == comparable(first)
+
+
+def test_probe_head_starts_from_a_fitted_logistic_regression(tiny_model, labels, data, tmp_path):
+    """head_init "probe" (linear probe, then fine-tune): before any training the model scores
+    its training rows exactly as a logistic regression fitted on its output layer's inputs."""
+    import numpy as np
+    from datasets import Dataset
+    from sklearn.linear_model import LogisticRegression
+    from transformers import AutoTokenizer
+
+    texts, names = recipe.load_splits(data)["train"]
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    encoded = tokenizer(texts, truncation=True, max_length=32)
+    rows = Dataset.from_dict({**encoded, "labels": [labels.index(y) for y in names]})
+    plan = plan_dict(tiny_model, head_init="probe", epochs=3.0)
+    with pytest.raises(ValueError, match="training rows"):
+        recipe.build_model(plan, labels)
+
+    probed = recipe.build_model(plan, labels, rows).eval()
+    random_start = recipe.build_model(plan_dict(tiny_model), labels).eval()
+    with torch.no_grad():
+        features, scores, random_scores = [], [], []
+        for ids in rows["input_ids"]:
+            batch = torch.tensor([ids])
+            features.append(probed.bert(input_ids=batch).pooler_output[0].numpy())
+            scores.append(torch.softmax(probed(input_ids=batch).logits[0], -1).numpy())
+            random_scores.append(torch.softmax(random_start(input_ids=batch).logits[0], -1).numpy())
+    fitted = LogisticRegression(max_iter=2000).fit(np.array(features), rows["labels"])
+    # the untrained model scores each row as the regression on its own features does
+    np.testing.assert_allclose(np.array(scores), fitted.predict_proba(features), atol=1e-5)
+    assert not np.allclose(np.array(random_scores), np.array(scores), atol=1e-3)
+    # the same fit on every build (no random draw in it)
+    again = recipe.build_model(plan, labels, rows)
+    assert torch.equal(again.classifier.weight, probed.classifier.weight)
+    first = train(plan, data, tmp_path / "a")
+    losses = [loss for _step, loss in first["loss_curve"]]
+    assert losses[-1] < losses[0]
+    assert comparable(train(plan, data, tmp_path / "b")) == comparable(first)

@@ -51,7 +51,10 @@ def render_requirements(versions: dict[str, str], plan: dict) -> str:
         "# On a machine without a GPU, install torch's CPU build first, e.g.",
         f"#   pip install torch=={torch_version} --index-url https://download.pytorch.org/whl/cpu",
     ]
-    for name in REQUIRED_PACKAGES:
+    names = list(REQUIRED_PACKAGES)
+    if plan.get("head_init") == "probe":  # the output layer starts from a logistic regression
+        names.append("scikit-learn")
+    for name in names:
         version = versions.get(name)
         if version:
             lines.append(f"{name}=={version.split('+')[0]}")

@@ -28,7 +28,7 @@ PRECISION_CHOICES = ("fp32", "bf16", "fp16")
 # from the longest to the shortest (the Trainer's group_by_length); "buckets" groups them the
 # same way and shuffles the batches; "random" shuffles the rows
 SAMPLING_CHOICES = ("length", "buckets", "random")
-HEAD_INIT_CHOICES = ("random", "zeros")
+HEAD_INIT_CHOICES = ("random", "zeros", "probe")
 # what a search may vary (tuning_core.recommend fills the ranges; issue 5's runner reads them)
 SEARCHABLE = (
     "learning_rate",

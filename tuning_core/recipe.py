@@ -378,8 +378,11 @@ def _encoder_layers(model):
     raise ValueError(f"cannot find the encoder layers of {type(model).__name__}")
 
 
-def build_model(plan: dict, labels: list[str]):
-    """The classifier for `plan`, with its freezing applied."""
+def build_model(plan: dict, labels: list[str], probe_set=None):
+    """The classifier for `plan`, with its freezing applied.
+
+    With `head_init` "probe", `probe_set` (the encoded training rows) fits the output layer first.
+    """
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -408,6 +411,10 @@ def build_model(plan: dict, labels: list[str]):
         zero_output_layer(model, len(labels))
     if plan.get("pooling", "default") == "mean":
         use_mean_pooling(model)
+    if plan.get("head_init", "random") == "probe":
+        if probe_set is None:
+            raise ValueError("head_init 'probe' needs the training rows")
+        fit_output_layer(model, probe_set, len(labels))
     return _apply_freezing(model, plan)
 
 
@@ -443,6 +450,87 @@ def _apply_freezing(model, plan: dict):
             for param in layer.parameters():
                 param.requires_grad = False
     return model
+
+
+def _output_layer(model, n_labels: int):
+    import torch
+
+    outputs = [
+        module
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+        and module.out_features == n_labels
+        and name.split(".")[0] in ("classifier", "score", "out_proj", "logits_proj")
+    ]
+    if not outputs:
+        raise ValueError(f"cannot find the output layer of {type(model).__name__}")
+    return outputs[-1]
+
+
+_PROBE_FEATURES: dict = {}  # the last training set's features, keyed by data and weights
+
+
+def _output_layer_inputs(model, layer, dataset, batch_size: int):
+    """What `layer` reads for each row of `dataset` (dropout off), and the rows' labels."""
+    import numpy as np
+    import torch
+
+    seen: list = []
+    hook = layer.register_forward_hook(lambda mod, args, out: seen.append(args[0].detach()))
+    was_training = model.training
+    model.eval()
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    try:
+        with torch.no_grad():
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                width = max(lengths[i] for i in rows)
+                ids = torch.zeros((len(rows), width), dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for r, i in enumerate(rows):
+                    ids[r, : lengths[i]] = torch.tensor(dataset["input_ids"][i])
+                    mask[r, : lengths[i]] = 1
+                model(input_ids=ids, attention_mask=mask)
+    finally:
+        hook.remove()
+        model.train(was_training)
+    features = torch.cat(seen).float().numpy()
+    return features, np.asarray([dataset["labels"][i] for i in order])
+
+
+def fit_output_layer(model, dataset, n_labels: int, batch_size: int = 64) -> None:
+    """Linear probe, then fine-tune (Kumar et al. 2022): fit the output layer by logistic
+    regression on what it reads from the pretrained model (dropout off), so that training
+    starts from a head that already separates the classes instead of a random draw."""
+    import numpy as np
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    layer = _output_layer(model, n_labels)
+    own = {id(p) for p in layer.parameters()}
+    with torch.no_grad():  # what the features depend on: every weight but the output layer's
+        weights = tuple(float(p.double().sum()) for p in model.parameters() if id(p) not in own)
+    key = (getattr(dataset, "_fingerprint", id(dataset)), len(dataset), weights)
+    if _PROBE_FEATURES.get("key") == key:  # the Trainer builds the model twice: read once
+        features, targets = _PROBE_FEATURES["value"]
+    else:
+        features, targets = _output_layer_inputs(model, layer, dataset, batch_size)
+        _PROBE_FEATURES.clear()
+        _PROBE_FEATURES.update(key=key, value=(features, targets))
+    probe = LogisticRegression(max_iter=2000).fit(features, targets)
+    coef, intercept = probe.coef_, probe.intercept_
+    if coef.shape[0] == 1:  # two classes: one logit difference, split between the two rows
+        coef = np.vstack([-coef / 2, coef / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+    weight = np.zeros((n_labels, features.shape[1]), dtype=np.float32)
+    bias = np.zeros(n_labels, dtype=np.float32)
+    weight[probe.classes_] = coef  # a class absent from training keeps a zero row
+    bias[probe.classes_] = intercept
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(weight))
+        if layer.bias is not None:
+            layer.bias.copy_(torch.from_numpy(bias))
 
 
 def zero_output_layer(model, n_labels: int) -> None:
@@ -1018,7 +1106,7 @@ def train_and_evaluate(
     trainer_class = _trainer_class(plan, class_weights)
     trainer_class.sampling = plan.get("sampling", "length")
     trainer = trainer_class(
-        model_init=lambda: build_model(plan, labels),
+        model_init=lambda: build_model(plan, labels, train_set),
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,

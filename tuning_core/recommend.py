@@ -554,11 +554,36 @@ def recommend_plan(
     )
 
     # -- the output layer's starting weights
-    reasons["head_init"] = Reason(
-        "the new output layer starts from small random values, the library's default: starting "
-        "it at zero scored lower on TweetEval irony (0.649 against 0.664 F1, three seeds)",
-        "output-layer-init",
-    )
+    n_labels = len(profile.label_counts)
+    if freezing == "none" and train_rows >= SMALL_DATA_ROWS and n_labels == 2:
+        head_init = "probe"
+        reasons["head_init"] = Reason(
+            f"two labels, {train_rows:,} training rows and every layer training: the output "
+            "layer is first fitted by logistic regression on the pretrained model's features "
+            "(linear probe, then fine-tune), so training starts from a head that already "
+            "separates the classes: +2.2 points F1 on TweetEval irony (five seeds, each better)",
+            "linear-probe-then-fine-tune",
+        )
+    else:
+        head_init = "random"
+        if freezing != "none":
+            why = "the library's default for a new output layer"
+        elif train_rows < SMALL_DATA_ROWS:
+            why = (
+                f"below {SMALL_DATA_ROWS:,} training rows a head fitted first by a linear probe "
+                "scored lower (TweetEval emotion, 400 rows: -3.8 and -5.4 points, two seeds)"
+            )
+        else:
+            why = (
+                f"with {n_labels} labels a head fitted first by a linear probe scored lower "
+                "(TweetEval emotion, all rows: -1.1 and -1.0 points macro-F1, two seeds); it "
+                "helped on a two-label task"
+            )
+        reasons["head_init"] = Reason(
+            f"small random values: {why}; a zero start scored lower on irony (0.649 against "
+            "0.664 F1, three seeds)",
+            "output-layer-init",
+        )
 
     # -- how much validation each epoch's check reads
     val_rows = profile.rows.get("validation", 0)
@@ -588,6 +613,7 @@ def recommend_plan(
         early_stopping_patience=patience,
         class_weights=class_weights,
         eval_rows=eval_rows,
+        head_init=head_init,
         metric=metric,
         positive_label=positive,
         seed=int(constraints.get("seed", 42)),

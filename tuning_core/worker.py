@@ -48,7 +48,8 @@ def library_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "datasets", "accelerate", "peft", "tokenizers", "numpy"):
+    names = ("torch", "transformers", "datasets", "accelerate", "peft", "tokenizers", "numpy")
+    for name in (*names, "scikit-learn"):  # the linear probe that can start the output layer
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
