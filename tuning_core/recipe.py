@@ -538,19 +538,11 @@ def zero_output_layer(model, n_labels: int) -> None:
     begins with the same score, and no random draw of the head varies the result."""
     import torch
 
-    outputs = [
-        module
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear)
-        and module.out_features == n_labels
-        and name.split(".")[0] in ("classifier", "score", "out_proj", "logits_proj")
-    ]
-    if not outputs:
-        raise ValueError(f"cannot find the output layer of {type(model).__name__}")
+    layer = _output_layer(model, n_labels)
     with torch.no_grad():
-        outputs[-1].weight.zero_()
-        if outputs[-1].bias is not None:
-            outputs[-1].bias.zero_()
+        layer.weight.zero_()
+        if layer.bias is not None:
+            layer.bias.zero_()
 
 
 def use_mean_pooling(model) -> None:
