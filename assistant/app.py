@@ -320,6 +320,11 @@ class TunesmithApp(App):
     # half-way (a turn is saved as it goes); failures land in on_worker_state_changed
     @work(thread=True, exclusive=False, group="conversation", exit_on_error=False)
     def _converse(self, conversation: Conversation, job: str, arg: Any) -> None:
+        def progress(text: str) -> None:  # a slow step says what it is doing, under the chat
+            if conversation is self.conversation:
+                self.call_from_thread(self._set_working, text)
+
+        conversation.planner.progress = progress
         if job == "say":
             replies = conversation.say(arg)
         elif job == "opening":

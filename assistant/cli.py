@@ -57,6 +57,8 @@ def run_headless(args: argparse.Namespace) -> int:
 
     store = SessionStore(_home(args))
     conversation = Conversation.start(store, args.session)
+    # what a slow step is doing goes to stderr, so stdout stays the conversation
+    conversation.planner.progress = lambda text: print(f"… {text}", file=sys.stderr, flush=True)
     print(f"[session {conversation.session_id}]", flush=True)
     _print_replies(conversation.opening())
     if conversation.running:

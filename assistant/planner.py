@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -289,6 +290,9 @@ class Planner:
         self.runs_dir = Path(runs_dir)
         self.state = state or PlannerState()
         self._rows_cache: tuple[str, dict] | None = None  # not saved: re-read after a restart
+        # told what a slow step is doing ("profiling 2,862 rows…"); the app shows it under the
+        # chat, the headless chat on stderr
+        self.progress: Callable[[str], None] = lambda text: None
 
     # ------------------------------------------------------------ entry points
 
@@ -508,6 +512,7 @@ class Planner:
         columns = columns or {}
         started = time.monotonic()
         seed = int((self.state.plan or {}).get("seed", 42))
+        self.progress(f"reading {Path(path).name}…")
         spec = inspect_data(path, columns.get("text"), columns.get("label"), split_seed=seed)
         self.state.source = str(Path(spec.train_file))
         self.state.data_versions = []
@@ -533,6 +538,8 @@ class Planner:
         constraints = {**self.state.constraints, "seed": seed}
         base_model = constraints.get("base_model") or EMBEDDED_MODEL_ID
         splits = self._rows(spec)
+        rows = sum(len(texts) for texts, _ in splits.values())
+        self.progress(f"profiling {rows:,} rows: token lengths, duplicates, leaks, conflicts…")
         profile = profile_rows(splits, base_model)
         resources_ = probe_resources()
         rec = recommend_plan(TASK, profile, resources_, constraints)
@@ -556,6 +563,7 @@ class Planner:
         self.state.changed = sorted(kept)
         self.state.report = None
         plan = self.state.plan
+        self.progress("measuring the baseline to beat (TF-IDF + logistic regression, 5 folds)…")
         self.state.baseline = run_baseline(
             splits,
             plan["metric"],
@@ -859,6 +867,7 @@ class Planner:
         )  # fmt: skip
         calibration = self.state.calibration or {}
         if timed and calibration.get("key") != key:
+            self.progress("timing a few real training steps on this machine for the forecast…")
             calibration = {"key": key, **calibrate(plan, self.state.spec)}
             self.state.calibration = calibration
         if "error" in calibration or calibration.get("key") != key:

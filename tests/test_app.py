@@ -298,3 +298,21 @@ async def test_a_search_shows_its_trials_table_live(home):
         await pilot.pause(0.6)
         assert table.row_count == 3
         assert str(table.get_row_at(2)[0]) == "2 ★" and str(table.get_row_at(0)[0]) == "0"
+
+
+async def test_slow_steps_say_what_they_do_under_the_chat(home, sentiment_csv, monkeypatch):
+    """Loading a file shows each slow step in the working line while it runs."""
+    app = TunesmithApp(home=home)
+    shown: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        original = app._set_working
+        monkeypatch.setattr(
+            app, "_set_working", lambda text: (shown.append(text or ""), original(text))
+        )
+        await say(app, pilot, f"classify these posts by sentiment: {sentiment_csv}")
+        assert not app.query_one("#working").display  # cleared once the replies are in
+    steps = [next((t for t in shown if t.startswith(p)), None) for p in ("reading", "profiling")]
+    assert steps[0] == f"reading {sentiment_csv.name}…" and steps[1] is not None
+    assert any(t.startswith("measuring the baseline") for t in shown)
+    assert shown.index(steps[0]) < shown.index(steps[1])

@@ -37,11 +37,16 @@ def finished_session(tiny_model, sentiment_csv, tmp_path_factory):
     out = tunesmith("chat", "--headless", stdin="\n".join(turns) + "\n", home=home)
     assert out.returncode == 0, out.stderr[-3000:]
     session_id = out.stdout.splitlines()[0].strip("[]").split()[1]
-    return home, session_id, out.stdout
+    return home, session_id, out.stdout, out.stderr
 
 
 def test_headless_chat_walks_the_whole_path(finished_session):
-    home, session_id, stdout = finished_session
+    home, session_id, stdout, stderr = finished_session
+    # slow steps say what they do on stderr, in order, and stay out of the conversation
+    steps = ["… reading posts.csv", "… profiling", "… measuring the baseline", "… timing a few"]
+    assert all(step in stderr for step in steps), stderr[-2000:]
+    assert [stderr.index(step) for step in steps] == sorted(stderr.index(s) for s in steps)
+    assert "… profiling" not in stdout
     assert "How I read `posts.csv`" in stdout
     assert "Training started" in stdout
     assert "  step " in stdout and "ETA" in stdout  # progress lines while it trains
@@ -54,7 +59,7 @@ def test_headless_chat_walks_the_whole_path(finished_session):
 
 
 def test_sessions_lists_the_session_with_its_final_metrics(finished_session, tiny_model):
-    home, session_id, stdout = finished_session
+    home, session_id, stdout, _ = finished_session
     out = tunesmith("sessions", "--json", home=home)
     assert out.returncode == 0, out.stderr
     (entry,) = json.loads(out.stdout)
@@ -70,14 +75,14 @@ def test_sessions_lists_the_session_with_its_final_metrics(finished_session, tin
 
 
 def test_reopened_session_continues_where_it_stopped(finished_session):
-    home, session_id, _ = finished_session
+    home, session_id, _, _ = finished_session
     out = tunesmith("chat", "--headless", "--session", session_id, stdin="/status\n", home=home)
     assert out.returncode == 0, out.stderr
     assert "Welcome back" in out.stdout and "Stage:** results" in out.stdout
 
 
 def test_export_verb_writes_the_bundle(finished_session, tmp_path):
-    home, session_id, stdout = finished_session
+    home, session_id, stdout, _ = finished_session
     out = tunesmith("export", session_id, "--out", str(tmp_path / "b"), home=home)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "b" / "train.py").exists()
@@ -86,7 +91,7 @@ def test_export_verb_writes_the_bundle(finished_session, tmp_path):
 
 
 def test_report_verb_reads_the_verdict_stored_with_the_run(finished_session, tmp_path):
-    home, session_id, stdout = finished_session
+    home, session_id, stdout, _ = finished_session
     out = tunesmith("report", session_id, "--json", home=home)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
