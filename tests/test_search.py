@@ -96,6 +96,33 @@ def test_the_median_pruner_compares_gradual_unfreezing_with_its_own_kind():
     assert full.should_prune()
 
 
+def test_the_median_pruner_compares_schedules_of_different_lengths_at_the_same_share():
+    """The learning rate decays over a trial's whole schedule, so a 12-epoch trial is judged
+    by what 4- and 6-epoch trials had reached by the same share of theirs, not by epoch."""
+    study = optuna.create_study(direction="maximize", pruner=search._pruner("median", 12))
+    space = {"epochs": optuna.distributions.IntDistribution(2, 12)}
+
+    def trial_with(epochs):
+        study.enqueue_trial({"epochs": epochs})
+        return study.ask(space)
+
+    for epochs, values in ((4, (0.5, 0.6, 0.7, 0.72)), (6, (0.4, 0.5, 0.6, 0.65, 0.7, 0.71))):
+        trial = trial_with(epochs)
+        for step, value in enumerate(values, start=1):
+            trial.report(value, step)
+        study.tell(trial, max(values))
+    long = trial_with(12)
+    long.report(0.3, 1)
+    long.report(0.45, 2)  # 2/12 of its schedule: too early to judge
+    assert not long.should_prune()
+    long.report(0.5, 3)  # a quarter: the others had 0.5 and 0.4 by then (at epoch 3: 0.7, 0.6)
+    assert not long.should_prune()
+    behind = trial_with(12)
+    for step, value in ((1, 0.2), (2, 0.3), (3, 0.35)):
+        behind.report(value, step)
+    assert behind.should_prune()
+
+
 def test_report_callback_prunes_a_trailing_trial():
     study = optuna.create_study(
         direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1)
