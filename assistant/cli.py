@@ -5,6 +5,7 @@
     tunesmith profile FILE [--json]                how tunesmith reads a file, its findings, a baseline
     tunesmith sessions [--json]                    list saved sessions
     tunesmith export SESSION --out DIR             write a session's reproducible bundle
+    tunesmith predict SESSION --input FILE|TEXT    label new texts with the session's model
 
 A `TuningError` becomes one line on stderr and exit status 1; nobody sees a traceback for bad
 input. Heavy libraries are imported only by the commands that need them.
@@ -162,6 +163,59 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_predict(args: argparse.Namespace) -> int:
+    from tuning_core.predict import (
+        load_classifier,
+        model_dir,
+        predict,
+        read_texts,
+        write_predictions,
+    )
+    from tuning_core.runs import read_report
+
+    session = SessionStore(_home(args)).open(args.session)
+    state = session.load_state() or {}
+    session.close()
+    run_dir = state.get("run_dir")
+    report = read_report(Path(run_dir)) if run_dir else None
+    if report is None:
+        raise TuningError(f"Session {args.session} has no finished run to predict with")
+    plan = report.get("trained_plan") or state.get("plan") or {}
+    spec = state.get("spec") or {}
+    texts = read_texts(args.input, args.text_column or spec.get("text_column"))
+    folder = model_dir(Path(run_dir))
+    out_path = Path(args.out).expanduser() if args.out else None
+    if out_path is not None and out_path.is_dir():
+        raise TuningError(f"--out {out_path} is a folder; name a file such as predictions.csv")
+    model, tokenizer, labels = load_classifier(folder, (report.get("test") or {}).get("labels"))
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty() or done == total:
+            width = 30
+            bar = "#" * (width * done // max(1, total))
+            end = "\n" if done == total else "\r"
+            print(f"predicting [{bar:<{width}}] {done}/{total}", end=end, file=sys.stderr)
+
+    rows = predict(
+        model,
+        tokenizer,
+        labels,
+        texts,
+        max_length=int(plan.get("max_length", 128)),
+        batch_size=args.batch_size,
+        progress=progress,
+    )
+    if out_path is None:
+        write_predictions(rows, sys.stdout)
+        return 0
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        write_predictions(rows, fh)
+    tmp.replace(out_path)  # a crash mid-write leaves no half file under the name asked for
+    print(f"Wrote {len(rows)} predictions to {out_path}", file=sys.stderr)
+    return 0
+
+
 def run_app(args: argparse.Namespace) -> int:
     from assistant.app import TunesmithApp
 
@@ -198,6 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("session", help="session id (see `tunesmith sessions`)")
     report.add_argument("--json", action="store_true", help="machine-readable output")
     report.add_argument("--home", dest="sub_home", help="sessions folder")
+    predict = sub.add_parser("predict", help="label new texts with a session's trained model")
+    predict.add_argument("session", help="session id (see `tunesmith sessions`)")
+    predict.add_argument(
+        "--input", required=True, help="a text, or a file: .txt (a text a line), .csv, .tsv, .jsonl"
+    )
+    predict.add_argument("--out", help="CSV to write (default: standard output)")
+    predict.add_argument("--text-column", help="the text column of a CSV/TSV/JSONL input")
+    predict.add_argument("--batch-size", type=int, default=32, help="texts per batch")
+    predict.add_argument("--home", dest="sub_home", help="sessions folder")
     return parser
 
 
@@ -217,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_export(args)
         if args.command == "report":
             return run_report(args)
+        if args.command == "predict":
+            return run_predict(args)
         return run_app(args)
     except TuningError as exc:
         print(f"tunesmith: {exc.message}", file=sys.stderr)

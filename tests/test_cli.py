@@ -1,5 +1,6 @@
 """The `tunesmith` command end to end, in subprocesses, as a script would use it."""
 
+import csv
 import json
 import os
 import subprocess
@@ -8,6 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_PLAN
+
+from assistant.store import SessionStore
+from tuning_core import recipe
 
 
 def tunesmith(*args, stdin="", home=None, timeout=300, env=None):
@@ -240,3 +244,36 @@ def test_the_chat_says_when_the_worker_recovered_from_running_out_of_memory(
     assert len(said) == 1 and said[0].startswith("**Watching the run:**")
     assert "micro-batch of 8" in said[0] and "each update still averages 8 rows" in said[0]
     assert "**Results**" in out.stdout
+
+
+def test_predict_labels_texts_with_the_sessions_model(finished_session, tmp_path):
+    """`tunesmith predict` reads the run's model back: on the session's own test rows its
+    labels score exactly the run's recorded test accuracy."""
+    home, session_id, _, _ = finished_session
+    state = SessionStore(home).open(session_id).load_state()
+    texts, truth = recipe.load_splits(state["spec"])["test"]
+    labels = list(state["spec"]["labels"])
+    (tmp_path / "new.txt").write_text("\n".join(texts) + "\n")
+    out = tunesmith(
+        "predict", session_id, "--input", str(tmp_path / "new.txt"),
+        "--out", str(tmp_path / "p.csv"), home=home,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "predicting [" in out.stderr and f"{len(texts)}/{len(texts)}" in out.stderr
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [r["text"] for r in rows] == texts
+    assert list(rows[0]) == ["text", "label", *(f"p_{label}" for label in labels)]
+    for r in rows:
+        probs = [float(r[f"p_{label}"]) for label in labels]
+        assert abs(sum(probs) - 1) < 1e-4 and r["label"] == labels[probs.index(max(probs))]
+    accuracy = sum(r["label"] == y for r, y in zip(rows, truth, strict=True)) / len(truth)
+    report = json.loads((Path(state["run_dir"]) / "report.json").read_text())
+    assert round(accuracy, 4) == round(report["test"]["accuracy"], 4)
+
+    one = tunesmith("predict", session_id, "--input", "what a lovely day", home=home)
+    assert one.returncode == 0 and one.stdout.splitlines()[1].startswith("what a lovely day,")
+    folder = tunesmith("predict", session_id, "--input", "hi", "--out", str(tmp_path), home=home)
+    assert folder.returncode == 1 and "is a folder" in folder.stderr
+    assert "Traceback" not in folder.stderr
+    missing = tunesmith("predict", "no-such-session", "--input", "hi", home=home)
+    assert missing.returncode == 1 and "No session 'no-such-session'" in missing.stderr

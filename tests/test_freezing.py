@@ -110,3 +110,18 @@ def test_early_stopping_restores_the_best_checkpoint(tiny_model, data, tmp_path)
     # the model evaluated at the end is the restored best one, not the spoilt last one
     assert report["validation"]["macro_f1"] == pytest.approx(scores[best], abs=1e-4)
     assert report["epochs_run"] == 4.0
+
+
+def test_predict_reads_a_lora_adapter_back(tiny_model, labels, data, tmp_path):
+    """`tuning_core.predict` loads a LoRA run's adapter over its base model, with its head and
+    its labels, and labels the test rows as the run scored them."""
+    from tuning_core.predict import load_classifier, model_dir, predict
+
+    plan = plan_dict(tiny_model, freezing="lora", lora_rank=4, lora_alpha=8, epochs=2.0)
+    report = recipe.train_and_evaluate(plan, data, tmp_path / "run")
+    model, tokenizer, names = load_classifier(model_dir(tmp_path / "run"), labels)
+    assert names == labels
+    texts, truth = recipe.load_splits(data)["test"]
+    rows = predict(model, tokenizer, names, texts, max_length=32, batch_size=7)
+    accuracy = sum(r["label"] == y for r, y in zip(rows, truth, strict=True)) / len(truth)
+    assert round(accuracy, 4) == round(report["test"]["accuracy"], 4)

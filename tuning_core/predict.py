@@ -1,0 +1,144 @@
+"""Label new texts with a finished run's model: `tunesmith predict SESSION --input FILE|TEXT`.
+
+`model_dir(run_dir)` finds the trained model (the run's own, or the best trial's of a search);
+`load_classifier` reads it back (a LoRA adapter over its base model too), and `predict` scores
+texts in batches, shortest first so that batches pad little, reporting progress as it goes.
+`read_texts` takes a plain text file (one text a line), a CSV/TSV with a text column, or JSON
+lines. torch and transformers are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tuning_core.errors import TuningError
+
+TEXT_COLUMNS = ("text", "sentence", "tweet", "content", "body")
+
+
+def model_dir(run_dir: Path) -> Path:
+    """The folder of the model a finished run trained; TuningError when there is none."""
+    run_dir = Path(run_dir)
+    own = run_dir / "model"
+    if (own / "config.json").exists() or (own / "adapter_config.json").exists():
+        return own
+    try:
+        report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+        best = report["search"]["best"]["number"]
+    except (OSError, ValueError, KeyError, TypeError):
+        best = None
+    if best is not None:
+        trial = run_dir / "search" / "trials" / f"trial-{best}" / "model"
+        if trial.exists():
+            return trial
+    raise TuningError(f"{run_dir.name} has no saved model to predict with", title="No model")
+
+
+def load_classifier(folder: Path, labels: list[str] | None = None):
+    """(model in eval mode, tokenizer, labels) from a saved model folder, or from a LoRA
+    adapter folder over its base model (`labels`, the run's, size its output layer)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = Path(folder)
+    if (folder / "adapter_config.json").exists():
+        from peft import PeftConfig, PeftModel
+
+        if not labels:
+            raise TuningError("A LoRA adapter needs the run's labels to be read back")
+        base = AutoModelForSequenceClassification.from_pretrained(
+            PeftConfig.from_pretrained(folder).base_model_name_or_path,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+        )
+        model = PeftModel.from_pretrained(base, folder)  # the adapters and the trained head
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    return model.eval(), AutoTokenizer.from_pretrained(folder), list(labels)
+
+
+def predict(
+    model,
+    tokenizer,
+    labels: list[str],
+    texts: list[str],
+    max_length: int = 128,
+    batch_size: int = 32,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> list[dict[str, Any]]:
+    """One row per text, in the input's order: the label and the probability of each class."""
+    import torch
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    rows: list[dict[str, Any] | None] = [None] * len(texts)
+    progress(0, len(texts))
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            enc = tokenizer(
+                [texts[i] for i in chunk],
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            probs = torch.softmax(model(**enc).logits.float(), dim=-1).tolist()
+            for i, p in zip(chunk, probs, strict=True):
+                best = max(range(len(p)), key=p.__getitem__)
+                rows[i] = {"text": texts[i], "label": labels[best]}
+                rows[i] |= {f"p_{label}": round(q, 6) for label, q in zip(labels, p, strict=True)}
+            progress(min(start + batch_size, len(texts)), len(texts))
+    return [row for row in rows if row is not None]
+
+
+def read_texts(source: str, text_column: str | None = None) -> list[str]:
+    """The texts in file `source` (lines, CSV/TSV column, or JSON lines), or `source` itself
+    when no such file exists."""
+    path = Path(source).expanduser()
+    if not path.is_file():
+        if not source.strip():
+            raise TuningError("There is no text to label", title="Nothing to predict")
+        return [source]
+    suffix = path.suffix.lower()
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TuningError(f"Cannot read {path}: {exc}", title="Unreadable input") from exc
+    if suffix in (".csv", ".tsv"):
+        reader = csv.DictReader(raw.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
+        fields = reader.fieldnames or []
+        column = text_column or next((c for c in TEXT_COLUMNS if c in fields), None)
+        if column not in fields:
+            raise TuningError(
+                f"{path.name} has no column {column or 'text'!r} (columns: {', '.join(fields)}); "
+                "name it with --text-column",
+                title="No text column",
+            )
+        return [row[column] or "" for row in reader]
+    if suffix in (".jsonl", ".ndjson"):
+        texts = []
+        for n, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                texts.append(str(json.loads(line)[text_column or "text"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise TuningError(
+                    f"{path.name} line {n}: no {text_column or 'text'!r} field", title="Bad line"
+                ) from exc
+        return texts
+    return [line for line in raw.splitlines() if line.strip()]
+
+
+def write_predictions(rows: list[dict[str, Any]], out) -> None:
+    """CSV: text, label, then p_<label> per class."""
+    if not rows:
+        return
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
