@@ -1,6 +1,7 @@
 """Training through the worker process: it learns, it repeats itself bit for bit, it survives
 SIGTERM, and its exported script reproduces its metrics."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -156,22 +157,35 @@ def test_exported_script_reproduces_the_metrics(finished_run, tmp_path):
     requirements = (bundle / "requirements.txt").read_text()
     assert "transformers==" in requirements and "torch==" in requirements
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    assert "EXPECTED_LOSS: list = [" in script and "EXPECTED_LOSS: list = []" not in script
     out = subprocess.run(
-        [sys.executable, "train.py"],
+        [sys.executable, "train.py", "--verify"],
         cwd=bundle,
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
-    last = json.loads(out.stdout.strip().splitlines()[-1])
-    assert last == {
-        "test_accuracy": report["test"]["accuracy"],
-        "test_macro_f1": report["test"]["macro_f1"],
-        "validation_macro_f1": report["validation"]["macro_f1"],
-    }
-    assert "match" in out.stdout
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "verified: the rerun matches the record" in out.stdout
+    for name in ("test_accuracy", "test_macro_f1", "validation_macro_f1"):
+        line = next(x for x in out.stdout.splitlines() if x.strip().startswith(name))
+        assert line.rstrip().endswith("ok"), line
+    assert "loss curve" in out.stdout and "largest difference 0.00%" in out.stdout
+    rerun = json.loads((bundle / "output" / "report.json").read_text())
+    assert rerun["test"]["accuracy"] == report["test"]["accuracy"]
+
+    # the same check fails, non-zero, on any difference (on a CPU nothing may differ)
+    spec = importlib.util.spec_from_file_location("bundle_train", bundle / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    recorded = dict(module.EXPECTED)
+    curve = [list(p) for p in module.EXPECTED_LOSS]
+    assert module.verify(recorded, curve) == 0
+    assert module.verify({**recorded, "test_accuracy": recorded["test_accuracy"] - 1e-4}, curve)
+    nudged = [[step, loss * 1.001] for step, loss in curve]
+    assert module.verify(recorded, nudged) == 1
+    assert module.verify(recorded, curve[:-1]) == 1
     ruff = Path(sys.executable).parent / "ruff"
     if ruff.exists():
         lint = subprocess.run(

@@ -31,15 +31,19 @@ def _literal(name: str, value: dict) -> str:
     return f"{name}: dict = {body}\n"
 
 
-def render_train_script(plan: dict, data: dict, expected: dict) -> str:
+def render_train_script(
+    plan: dict, data: dict, expected: dict, loss_curve: list | None = None
+) -> str:
     source = Path(recipe.__file__).read_text(encoding="utf-8")
     start, end = source.index(SETTINGS_START), source.index(SETTINGS_END)
+    curve = pprint.pformat([list(point) for point in loss_curve or []], indent=4, width=96)
     settings = (
         SETTINGS_START
         + "\n"
         + _literal("PLAN", plan)
         + _literal("DATA", data)
         + _literal("EXPECTED", expected)
+        + f"EXPECTED_LOSS: list = {curve}\n"
     )
     return source[:start] + settings + source[end:]
 
@@ -94,6 +98,10 @@ python train.py            # or: python train.py --data path/to/{Path(data["file
 The last line of output is the metrics as one JSON object. On a CPU with the pinned versions
 it matches the numbers below exactly; on a GPU expect small differences.
 
+`python train.py --verify` reruns and compares the metrics and the logged loss curve with
+those recorded in `train.py`, printing both side by side: exactly on a CPU, on a GPU within
+0.02 for each metric and 5% for each logged loss. It exits with status 1 when they differ.
+
 ## Data
 
 Text column `{data["text_column"]}`, label column `{data["label_column"]}`, labels:
@@ -143,7 +151,9 @@ def export_bundle(run_dir: Path, out_dir: Path, overwrite: bool = False) -> Path
     plan = report.get("trained_plan") or plan  # after a search: the best trial's plan
     versions = report.get("versions", {})
     files: dict[str, str] = {
-        "train.py": render_train_script(plan, data, recipe.headline(report)),
+        "train.py": render_train_script(
+            plan, data, recipe.headline(report), report.get("loss_curve")
+        ),
         "plan.json": json.dumps(plan, indent=2, sort_keys=True) + "\n",
         "requirements.txt": render_requirements(versions, plan),
         "README.md": render_readme(plan, data, report, versions),

@@ -25,6 +25,7 @@ from pathlib import Path
 PLAN: dict = {}
 DATA: dict = {}
 EXPECTED: dict = {}
+EXPECTED_LOSS: list = []
 # --- end of bundle settings ---
 
 EMBEDDED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -1175,6 +1176,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="output", help="folder for checkpoints and the model")
     parser.add_argument("--plan", help="a plan JSON file (default: the PLAN in this script)")
     parser.add_argument("--data-spec", help="a data spec JSON file (default: DATA)")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare the metrics and the logged loss curve with those recorded in this script "
+        "(exact on a CPU, within a tolerance on a GPU); exit 1 when they differ",
+    )
     args = parser.parse_args(argv)
     plan = json.loads(Path(args.plan).read_text()) if args.plan else dict(PLAN)
     data = json.loads(Path(args.data_spec).read_text()) if args.data_spec else dict(DATA)
@@ -1189,6 +1196,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True))
     result = headline(report)
+    if args.verify:
+        return verify(result, report.get("loss_curve", []))
     if EXPECTED:
         same = all(result.get(k) == v for k, v in EXPECTED.items())
         print(
@@ -1196,6 +1205,44 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(json.dumps(result, sort_keys=True))
     return 0
+
+
+def verify(result: dict, losses: list) -> int:
+    """Print the recorded and the rerun numbers side by side; 0 when they agree, else 1.
+
+    On a CPU they must be equal (the run is deterministic there); on a GPU, kernels sum in
+    other orders, so metrics may differ by 0.02 and each logged loss by 5%."""
+    import torch
+
+    gpu = torch.cuda.is_available()
+    metric_tol, loss_tol = (0.02, 0.05) if gpu else (0.0, 0.0)
+    where = "GPU: metrics within 0.02, losses within 5%" if gpu else "CPU: exactly"
+    if not EXPECTED:
+        print("nothing recorded to verify against (EXPECTED is empty)")
+        return 1
+    agree = True
+    print(f"verify ({where})")
+    for name, want in sorted(EXPECTED.items()):
+        got = result.get(name)
+        same = isinstance(got, int | float) and abs(got - want) <= metric_tol
+        agree = agree and same
+        shown = "missing" if got is None else f"{got:.4f}"
+        print(f"  {name:<24} recorded {want:.4f}  rerun {shown:<8} {'ok' if same else 'DIFFERENT'}")
+    if EXPECTED_LOSS:
+        steps_match = [w[0] for w in EXPECTED_LOSS] == [g[0] for g in losses]
+        worst = 0.0
+        if steps_match:
+            pairs = zip(EXPECTED_LOSS, losses, strict=True)
+            worst = max(abs(g[1] - w[1]) / max(abs(w[1]), 1e-12) for w, g in pairs)
+        same = steps_match and worst <= loss_tol
+        agree = agree and same
+        print(
+            f"  loss curve ({len(EXPECTED_LOSS)} points)  "
+            + (f"largest difference {worst:.2%}" if steps_match else "logged at other steps")
+            + f"  {'ok' if same else 'DIFFERENT'}"
+        )
+    print("verified: the rerun matches the record" if agree else "MISMATCH: see above")
+    return 0 if agree else 1
 
 
 if __name__ == "__main__":
