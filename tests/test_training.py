@@ -144,10 +144,23 @@ def test_exported_script_reproduces_the_metrics(finished_run, tmp_path):
     bundle = export_bundle(run_dir, tmp_path / "bundle")
     assert sorted(p.name for p in bundle.iterdir()) == [
         "README.md",
+        "model_card.md",
         "plan.json",
+        "plan.yaml",
         "requirements.txt",
         "train.py",
     ]
+    import yaml
+
+    assert yaml.safe_load((bundle / "plan.yaml").read_text()) == json.loads(
+        (bundle / "plan.json").read_text()
+    )
+    card = (bundle / "model_card.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["pipeline_tag"] == "text-classification" and meta["base_model"]
+    assert f"| this model | {report['judge']['official']:.4f} |" in card
+    tfidf = report["judge"]["baselines"]["tfidf_lr"]
+    assert f"| TF-IDF + logistic regression | {tfidf:.4f} |" in card and "## Limitations" in card
     script = (bundle / "train.py").read_text()
     assert "tuning_core" not in script and "import assistant" not in script
     readme = (bundle / "README.md").read_text()

@@ -135,6 +135,102 @@ Versions that ran: {version_line}.
 """
 
 
+def render_plan_yaml(plan: dict) -> str:
+    import yaml
+
+    head = "# The plan that trained this model (the same as plan.json, which train.py reads).\n"
+    return head + yaml.safe_dump(plan, sort_keys=True, default_flow_style=False)
+
+
+def render_model_card(plan: dict, data: dict, report: dict, versions: dict[str, str]) -> str:
+    """A Hugging Face style model card: metadata block, then what the model is, how it was
+    trained, how well it does against the baselines, and where it should not be trusted."""
+    import knowledge
+
+    card = knowledge.get_model(plan["base_model"])
+    licence = card.licence if card else "unknown"
+    test = report["test"]
+    judge = report.get("judge") or {}
+    metric = report.get("metric", "macro_f1")
+    official = judge.get("official", test.get(metric))
+    name = judge.get("metric_name", metric)
+    labels = list(data["labels"])
+    meta = [
+        "---",
+        f"license: {licence}",
+        f"base_model: {plan['base_model']}",
+        "library_name: transformers",
+        "pipeline_tag: text-classification",
+        "tags:",
+        "- text-classification",
+        "- tunesmith",
+        "metrics:",
+        f"- {metric}",
+        "- accuracy",
+        "---",
+    ]
+    lines = [
+        *meta,
+        "",
+        "# Text classifier fine-tuned with tunesmith",
+        "",
+        f"`{plan['base_model']}` fine-tuned to sort short texts into {len(labels)} labels: "
+        + ", ".join(f"`{x}`" for x in labels)
+        + ".",
+        "",
+        "## Intended use",
+        "",
+        f"Labelling texts like those in `{Path(data['files']['train']).name}` (column "
+        f"`{data['text_column']}`) with one of the labels above. Load it with "
+        "`AutoModelForSequenceClassification.from_pretrained` (or `PeftModel` over the base "
+        "model for a LoRA adapter); `id2label` in its config names the classes.",
+        "",
+        "## Training data",
+        "",
+        f"{report.get('train_rows', '?')} training rows; {test.get('n', '?')} test rows "
+        "(per class: "
+        + ", ".join(f"{k} {m['support']}" for k, m in test["per_class"].items())
+        + "). Files and their sha256 are in the bundle's README.",
+        "",
+        "## Training procedure",
+        "",
+        f"- freezing: {plan['freezing']}; learning rate {plan['learning_rate']}, batch "
+        f"{plan['batch_size']} x {plan.get('grad_accum', 1)} accumulated, {plan['epochs']} epochs "
+        f"(best epoch kept, early stopping patience {plan.get('early_stopping_patience', 0)})",
+        f"- max length {plan['max_length']} tokens, weight decay {plan['weight_decay']}, label "
+        f"smoothing {plan.get('label_smoothing', 0)}, precision {plan.get('precision', 'fp32')}, "
+        f"seed {plan['seed']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
+        "",
+        "## Evaluation (test rows)",
+        "",
+        "| model | " + name + " |",
+        "| --- | --- |",
+        f"| this model | {official:.4f} |" if official is not None else "| this model | - |",
+    ]
+    baselines = judge.get("baselines") or {}
+    titles = {"majority": "always the majority class", "tfidf_lr": "TF-IDF + logistic regression"}
+    for key, title in titles.items():
+        if baselines.get(key) is not None:
+            lines.append(f"| {title} | {baselines[key]:.4f} |")
+    lines += [
+        "",
+        f"Accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}"
+        + (f", expected calibration error {test['ece']:.4f}" if test.get("ece") is not None else "")
+        + ".",
+        "",
+        "## Limitations",
+        "",
+        "- It knows only these labels and the kind of text it was trained on; other domains, "
+        "languages or label meanings need new data and a new check.",
+        f"- Texts longer than {plan['max_length']} tokens are cut to that length.",
+        "- Its scores are not calibrated probabilities unless the calibration error above is "
+        "small; do not threshold them as such without checking.",
+    ]
+    lines += [f"- {call}" for call in judge.get("calls") or []]
+    return "\n".join(lines) + "\n"
+
+
 def export_bundle(run_dir: Path, out_dir: Path, overwrite: bool = False) -> Path:
     """Write the bundle for the finished run in `run_dir` into `out_dir`."""
     run_dir, out_dir = Path(run_dir), Path(out_dir).expanduser()
@@ -155,6 +251,8 @@ def export_bundle(run_dir: Path, out_dir: Path, overwrite: bool = False) -> Path
             plan, data, recipe.headline(report), report.get("loss_curve")
         ),
         "plan.json": json.dumps(plan, indent=2, sort_keys=True) + "\n",
+        "plan.yaml": render_plan_yaml(plan),
+        "model_card.md": render_model_card(plan, data, report, versions),
         "requirements.txt": render_requirements(versions, plan),
         "README.md": render_readme(plan, data, report, versions),
     }
