@@ -166,6 +166,8 @@ def test_exported_script_reproduces_the_metrics(finished_run, tmp_path):
     readme = (bundle / "README.md").read_text()
     data = json.loads((run_dir / "data.json").read_text())
     assert data["sha256"]["train"] in readme
+    assert report["hardware"].startswith("CPU, ") and report["wall_seconds"] > 0
+    assert f"The recorded run trained on {report['hardware']} in " in readme
     assert f"{report['test']['macro_f1']:.4f}" in readme
     requirements = (bundle / "requirements.txt").read_text()
     assert "transformers==" in requirements and "torch==" in requirements

@@ -70,6 +70,18 @@ def render_requirements(versions: dict[str, str], plan: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def original_run(report: dict) -> str:
+    """One line on where and how long the recorded run trained (when the worker noted it)."""
+    hardware, seconds = report.get("hardware"), report.get("wall_seconds")
+    if not hardware:
+        return "The recorded run's hardware was not noted."
+    took = f" in {seconds / 60:.1f} min" if isinstance(seconds, int | float) else ""
+    return (
+        f"The recorded run trained on {hardware}{took}. With a CUDA GPU present, `train.py` "
+        "uses it without any change (one GPU); expect the same metrics within a small margin."
+    )
+
+
 def render_readme(plan: dict, data: dict, report: dict, versions: dict[str, str]) -> str:
     headline = recipe.headline(report)
     files = "\n".join(
@@ -97,6 +109,8 @@ python train.py            # or: python train.py --data path/to/{Path(data["file
 
 The last line of output is the metrics as one JSON object. On a CPU with the pinned versions
 it matches the numbers below exactly; on a GPU expect small differences.
+
+{original_run(report)}
 
 `python train.py --verify` reruns and compares the metrics and the logged loss curve with
 those recorded in `train.py`, printing both side by side: exactly on a CPU, on a GPU within

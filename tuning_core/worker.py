@@ -44,6 +44,16 @@ class EventLog:
             fh.flush()
 
 
+def hardware_line() -> str:
+    """Where the run trained, in words: the GPU(s), or the CPU and its cores."""
+    import torch
+
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return f"{len(names)} x {names[0]} (CUDA {torch.version.cuda})"
+    return f"CPU, {os.cpu_count()} cores ({platform.machine()}), {torch.get_num_threads()} threads"
+
+
 def library_versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -332,6 +342,8 @@ def run(run_dir: Path) -> int:
         return 0
     report["versions"] = library_versions()
     report["seed"] = plan.get("seed")
+    report["hardware"] = hardware_line()
+    report["wall_seconds"] = round(time.time() - status["started"], 1)  # restarts included
     events.append({"type": "judging"})
     report["judge"] = judge_report(report, plan, data)
     write_json_atomic(run_dir / "report.json", report)
