@@ -28,6 +28,23 @@ def tunesmith(*args, stdin="", home=None, timeout=300, env=None):
     )
 
 
+# set for the whole session's run: none of them may end up in a file
+SECRETS = {
+    "HF_TOKEN": "hf_SECRETtokenVALUE123",
+    "OPENAI_API_KEY": "sk-SECRETkeyVALUE456",
+    "TUNESMITH_STORAGE": "postgresql://tuner:SECRETpassVALUE789@db.example/optuna",
+}
+
+
+def files_holding(folder: Path, needles) -> list[str]:
+    found = []
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path}: {n}" for n in needles if n.encode() in data]
+    return found
+
+
 @pytest.fixture(scope="module")
 def finished_session(tiny_model, sentiment_csv, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
@@ -38,7 +55,7 @@ def finished_session(tiny_model, sentiment_csv, tmp_path_factory):
         "",  # blank: accept the plan and train
         "/status",
     ]
-    out = tunesmith("chat", "--headless", stdin="\n".join(turns) + "\n", home=home)
+    out = tunesmith("chat", "--headless", stdin="\n".join(turns) + "\n", home=home, env=SECRETS)
     assert out.returncode == 0, out.stderr[-3000:]
     session_id = out.stdout.splitlines()[0].strip("[]").split()[1]
     return home, session_id, out.stdout, out.stderr
@@ -92,6 +109,18 @@ def test_export_verb_writes_the_bundle(finished_session, tmp_path):
     assert (tmp_path / "b" / "train.py").exists()
     again = tunesmith("export", session_id, "--out", str(tmp_path / "b"), home=home)
     assert again.returncode == 1 and "not empty" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_no_secret_from_the_environment_lands_in_a_file(finished_session, tmp_path):
+    """The session ran with tokens, keys and a database password in its environment: none is
+    in the session folder (database, runs, logs) or in its exported bundle."""
+    home, session_id, stdout, stderr = finished_session
+    out = tunesmith("export", session_id, "--out", str(tmp_path / "bundle"), home=home)
+    assert out.returncode == 0, out.stderr
+    needles = ["SECRETtokenVALUE123", "SECRETkeyVALUE456", "SECRETpassVALUE789"]
+    assert files_holding(home, needles) == []
+    assert files_holding(tmp_path / "bundle", needles) == []
+    assert not any(n in stdout + stderr for n in needles)
 
 
 def test_report_verb_reads_the_verdict_stored_with_the_run(finished_session, tmp_path):
