@@ -131,7 +131,7 @@ def run_export(args: argparse.Namespace) -> int:
     run_dir = state.get("run_dir")
     if not run_dir or read_report(Path(run_dir)) is None:
         raise TuningError(f"Session {args.session} has no finished run to export")
-    out = export_bundle(Path(run_dir), Path(args.out))
+    out = export_bundle(Path(run_dir), Path(args.out), model=args.model)
     print(f"Exported {args.session} to {out}")
     return 0
 
@@ -247,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write a session's reproducible bundle")
     export.add_argument("session", help="session id (see `tunesmith sessions`)")
     export.add_argument("--out", required=True, help="folder to write (must be new or empty)")
+    export.add_argument(
+        "--model",
+        choices=("full", "adapter", "merged"),
+        help="also write the trained model into DIR/model: 'full' for a fully tuned model, "
+        "'adapter' or 'merged' (folded into the base) for a LoRA run",
+    )
     export.add_argument("--home", dest="sub_home", help="sessions folder")
     report = sub.add_parser("report", help="the verdict on a session's finished run")
     report.add_argument("session", help="session id (see `tunesmith sessions`)")

@@ -125,3 +125,36 @@ def test_predict_reads_a_lora_adapter_back(tiny_model, labels, data, tmp_path):
     rows = predict(model, tokenizer, names, texts, max_length=32, batch_size=7)
     accuracy = sum(r["label"] == y for r, y in zip(rows, truth, strict=True)) / len(truth)
     assert round(accuracy, 4) == round(report["test"]["accuracy"], 4)
+
+
+def test_a_lora_run_exports_as_an_adapter_or_merged(tiny_model, labels, data, tmp_path):
+    """Both forms of a LoRA run's model label the test rows as the run scored them; the merged
+    one is a plain model (no peft needed) with the run's labels."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tuning_core.errors import ExportError
+    from tuning_core.export import write_model
+    from tuning_core.predict import load_classifier, predict
+
+    plan = plan_dict(tiny_model, freezing="lora", lora_rank=4, lora_alpha=8, epochs=2.0)
+    report = recipe.train_and_evaluate(plan, data, tmp_path / "run")
+    texts, truth = recipe.load_splits(data)["test"]
+
+    def accuracy(model, tokenizer, names) -> float:
+        rows = predict(model, tokenizer, names, texts, max_length=32)
+        return sum(r["label"] == y for r, y in zip(rows, truth, strict=True)) / len(truth)
+
+    write_model(tmp_path / "run", report, tmp_path / "merged", "merged")
+    assert (tmp_path / "merged" / "model.safetensors").exists()
+    assert not (tmp_path / "merged" / "adapter_config.json").exists()
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged").eval()
+    assert [merged.config.id2label[i] for i in range(len(labels))] == labels
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "merged")
+    assert round(accuracy(merged, tokenizer, labels), 4) == round(report["test"]["accuracy"], 4)
+
+    write_model(tmp_path / "run", report, tmp_path / "adapter", "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+    adapter = load_classifier(tmp_path / "adapter", labels)
+    assert round(accuracy(*adapter), 4) == round(report["test"]["accuracy"], 4)
+    with pytest.raises(ExportError, match="LoRA adapter"):
+        write_model(tmp_path / "run", report, tmp_path / "full", "full")

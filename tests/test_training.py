@@ -212,6 +212,21 @@ def test_exported_script_reproduces_the_metrics(finished_run, tmp_path):
         assert lint.returncode == 0, lint.stdout
 
 
+def test_export_with_the_model_writes_a_loadable_copy(finished_run, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from tuning_core.errors import ExportError
+
+    run_dir, report = finished_run
+    bundle = export_bundle(run_dir, tmp_path / "bundle", model="full")
+    model = AutoModelForSequenceClassification.from_pretrained(bundle / "model")
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    assert labels == report["test"]["labels"] and (bundle / "model" / "model.safetensors").exists()
+    with pytest.raises(ExportError, match="no adapter"):
+        export_bundle(run_dir, tmp_path / "other", model="merged")
+    assert not (tmp_path / "other").exists()  # nothing half-written
+
+
 def test_export_refuses_a_non_empty_folder(finished_run, tmp_path):
     from tuning_core.errors import ExportError
 

@@ -245,8 +245,37 @@ def render_model_card(plan: dict, data: dict, report: dict, versions: dict[str, 
     return "\n".join(lines) + "\n"
 
 
-def export_bundle(run_dir: Path, out_dir: Path, overwrite: bool = False) -> Path:
-    """Write the bundle for the finished run in `run_dir` into `out_dir`."""
+MODEL_FORMS = ("full", "adapter", "merged")
+
+
+def write_model(run_dir: Path, report: dict, target: Path, form: str) -> None:
+    """The trained model into `target`: "full" (a fully tuned model as saved), "adapter" (a LoRA
+    run's adapter and head, to load over the base model) or "merged" (a LoRA run's adapter
+    folded into the base: a plain model, safetensors, with the tokenizer and the labels)."""
+    from tuning_core.predict import load_classifier, model_dir
+
+    source = model_dir(run_dir)
+    lora = (source / "adapter_config.json").exists()
+    if form not in MODEL_FORMS:
+        raise ExportError(f"--model must be one of {', '.join(MODEL_FORMS)}, not {form!r}")
+    if lora and form == "full":
+        raise ExportError("This run trained a LoRA adapter: export it as 'adapter' or 'merged'")
+    if not lora and form != "full":
+        raise ExportError(f"This run tuned the model itself, so there is no adapter to {form}")
+    if form == "merged":
+        labels = (report.get("test") or {}).get("labels")
+        model, tokenizer, _ = load_classifier(source, labels)
+        model.merge_and_unload().save_pretrained(target, safe_serialization=True)
+        tokenizer.save_pretrained(target)
+        return
+    shutil.copytree(source, target)
+
+
+def export_bundle(
+    run_dir: Path, out_dir: Path, overwrite: bool = False, model: str | None = None
+) -> Path:
+    """Write the bundle for the finished run in `run_dir` into `out_dir` (with `model`, also
+    the trained model in `model/`, in one of `MODEL_FORMS`)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir).expanduser()
     report_path = run_dir / "report.json"
     if not report_path.exists():
@@ -276,8 +305,12 @@ def export_bundle(run_dir: Path, out_dir: Path, overwrite: bool = False) -> Path
     try:
         for name, text in files.items():
             (staging / name).write_text(text, encoding="utf-8")
+        if model:
+            write_model(run_dir, report, staging / "model", model)
         if out_dir.exists():
-            for name in files:
+            for name in [*files, *(["model"] if model else [])]:
+                if name == "model" and (out_dir / name).exists():
+                    shutil.rmtree(out_dir / name)
                 os.replace(staging / name, out_dir / name)
         else:
             os.replace(staging, out_dir)
