@@ -2,6 +2,7 @@
 resume after a kill that keeps the trial history and retries the abandoned trial."""
 
 import json
+from pathlib import Path
 
 import optuna
 import pytest
@@ -225,6 +226,31 @@ def test_worker_searches_then_reports_and_exports_the_best_trial(
         json.loads(out.stdout.strip().splitlines()[-1])["test_macro_f1"]
         == (report["test"]["macro_f1"])
     )
+    # search.py reruns the session's search over the bundle's recipe: the same trials
+    requirements = (bundle / "requirements.txt").read_text()
+    assert "optuna==" in requirements
+    again = subprocess.run(
+        [sys.executable, "search.py", "--n-trials", "3", "--out", "again"],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    rows = [json.loads(line) for line in again.stdout.splitlines()[:-1]]
+    assert [r["params"] for r in rows] == [t["params"] for t in report["search"]["trials"]]
+    assert [r["value"] for r in rows] == [t["value"] for t in report["search"]["trials"]]
+    assert json.loads(again.stdout.splitlines()[-1])["best"]["params"] == best["params"]
+    assert (bundle / "again" / "study.db").exists()
+    ruff = Path(sys.executable).parent / "ruff"
+    if ruff.exists():
+        lint = subprocess.run(
+            [str(ruff), "check", "--no-cache", "--isolated", "search.py"],
+            cwd=bundle,
+            capture_output=True,
+            text=True,
+        )
+        assert lint.returncode == 0, lint.stdout
 
 
 def test_the_worker_filter_leaves_out_trials_the_forecast_says_will_not_fit(

@@ -148,6 +148,7 @@ def test_exported_script_reproduces_the_metrics(finished_run, tmp_path):
         "plan.json",
         "plan.yaml",
         "requirements.txt",
+        "search.py",
         "train.py",
     ]
     import yaml

@@ -48,6 +48,67 @@ def render_train_script(
     return source[:start] + settings + source[end:]
 
 
+SEARCH_MAIN = """
+
+# --- the bundle's search (tunesmith's export wrote this part) ---
+BASE_PLAN: dict = {base_plan}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The session's hyperparameter search (Optuna).")
+    parser.add_argument(
+        "--storage",
+        help="an Optuna RDB URL that several workers share, e.g. postgresql://user@host/db "
+        "(default: SQLite in --out); each worker takes trials until --n-trials are finished",
+    )
+    parser.add_argument(
+        "--n-trials",
+        type=int,
+        default=int(BASE_PLAN.get("trials") or {trials}),
+        help="finished trials the study should hold",
+    )
+    parser.add_argument("--out", default="search", help="folder for the trials (and the study)")
+    parser.add_argument("--pruner", default="median", choices=PRUNERS)
+    parser.add_argument("--timeout", type=float, help="stop after this many seconds")
+    args = parser.parse_args(argv)
+    plan = {{**BASE_PLAN, "trials": args.n_trials}}
+    result = run_search(
+        plan,
+        recipe.DATA,
+        args.out,
+        timeout_s=args.timeout,
+        pruner=args.pruner,
+        storage=args.storage,
+        on_trial=lambda row: print(json.dumps(row, sort_keys=True), flush=True),
+    )
+    best = result["best"]
+    print(json.dumps({{"best": best and {{k: best[k] for k in ("number", "value", "params")}}}}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+"""
+DEFAULT_SEARCH_TRIALS = 20
+
+
+def render_search_script(base_plan: dict) -> str:
+    """`search.py`: tunesmith's search module over the bundle's `train.py` (the same recipe),
+    with the session's plan and search space and a command line."""
+    from tuning_core import search
+
+    source = Path(search.__file__).read_text(encoding="utf-8")
+    source = source.replace(
+        "from tuning_core import recipe\n",
+        "import train as recipe  # the bundle's train.py: the recipe, with DATA filled in\n",
+    )
+    plan = {**base_plan, "trials": int(base_plan.get("trials") or 0)}
+    body = pprint.pformat(plan, indent=4, width=96, sort_dicts=True)
+    return source + SEARCH_MAIN.format(base_plan=body, trials=DEFAULT_SEARCH_TRIALS)
+
+
 def render_requirements(versions: dict[str, str], plan: dict) -> str:
     torch_version = versions.get("torch", "").split("+")[0]
     lines = [
@@ -55,7 +116,7 @@ def render_requirements(versions: dict[str, str], plan: dict) -> str:
         "# On a machine without a GPU, install torch's CPU build first, e.g.",
         f"#   pip install torch=={torch_version} --index-url https://download.pytorch.org/whl/cpu",
     ]
-    names = list(REQUIRED_PACKAGES)
+    names = [*REQUIRED_PACKAGES, "optuna"]  # optuna for search.py
     if plan.get("head_init") == "probe":  # the output layer starts from a logistic regression
         names.append("scikit-learn")
     for name in names:
@@ -111,6 +172,14 @@ The last line of output is the metrics as one JSON object. On a CPU with the pin
 it matches the numbers below exactly; on a GPU expect small differences.
 
 {original_run(report)}
+
+## Search again
+
+`search.py` is the session's Optuna search (TPE seeded with the plan's seed, median pruning)
+over the same recipe: `python search.py --n-trials 20` keeps its study in `search/study.db`.
+To share one study between several workers, on one machine or many, give each the same
+database: `python search.py --storage postgresql://user@host/db --n-trials 40`. Each takes
+trials until the study holds 40 finished ones; a trial whose worker dies is retried.
 
 `python train.py --verify` reruns and compares the metrics and the logged loss curve with
 those recorded in `train.py`, printing both side by side: exactly on a CPU, on a GPU within
@@ -287,12 +356,14 @@ def export_bundle(
     plan = json.loads((run_dir / "plan.json").read_text())
     data = json.loads((run_dir / "data.json").read_text())
     report = json.loads(report_path.read_text())
+    base_plan = plan  # as the session planned it, with its search space
     plan = report.get("trained_plan") or plan  # after a search: the best trial's plan
     versions = report.get("versions", {})
     files: dict[str, str] = {
         "train.py": render_train_script(
             plan, data, recipe.headline(report), report.get("loss_curve")
         ),
+        "search.py": render_search_script(base_plan),
         "plan.json": json.dumps(plan, indent=2, sort_keys=True) + "\n",
         "plan.yaml": render_plan_yaml(plan),
         "model_card.md": render_model_card(plan, data, report, versions),

@@ -980,6 +980,23 @@ def stop_callback(requested):
     return StopOnRequest()
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a GPU running out of memory (a CPU out of memory is not recovered from)."""
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "CUDA out of memory" in str(exc)
+
+
+def free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def quiet_libraries() -> None:
     """Silence progress bars and load reports so that stdout stays ours."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

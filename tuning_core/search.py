@@ -158,13 +158,33 @@ def _report_callback(trial, metric: str):
     return ReportToTrial()
 
 
-def open_study(out_dir: Path, seed: int, pruner: str = "median", max_epochs: int = 5):
-    """The search's study in `out_dir/study.db`, created or reopened."""
+def open_study(
+    out_dir: Path,
+    seed: int,
+    pruner: str = "median",
+    max_epochs: int = 5,
+    storage: str | None = None,
+):
+    """The search's study, created or reopened: in `out_dir/study.db`, or in the Optuna RDB
+    `storage` URL (PostgreSQL, MySQL, SQLite) that several workers on several machines share.
+    A shared study keeps a heartbeat, so a trial whose worker died is failed and retried by
+    another worker."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if storage:
+        from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+        where = RDBStorage(
+            storage,
+            heartbeat_interval=30,
+            grace_period=120,
+            failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
+        )
+    else:
+        where = f"sqlite:///{(Path(out_dir) / 'study.db').resolve()}"
     return optuna.create_study(
-        storage=f"sqlite:///{(Path(out_dir) / 'study.db').resolve()}",
+        storage=where,
         study_name=STUDY_NAME,
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
@@ -196,11 +216,14 @@ def run_search(
     callbacks=(),
     on_trial: Callable[[dict], None] | None = None,
     interrupted: Callable[[], bool] = lambda: False,
+    storage: str | None = None,
 ) -> dict[str, Any]:
     """Search as the plan says; returns {"best": {...}, "trials": [...], "retried": [...]}.
 
     `callbacks` go to every trial's Trainer; `on_trial(row)` is called after each trial with
     its row of the trials table; `interrupted()` true stops the search after the current trial.
+    With `storage` (an Optuna RDB URL) the study is shared: each worker takes trials until the
+    study holds the plan's number of finished trials.
     """
     import optuna
     from optuna.trial import TrialState
@@ -211,8 +234,9 @@ def run_search(
     if budget < 1 or not plan.get("search_space"):
         raise ValueError("a search needs trials >= 1 and a search space")
     max_epochs = int(plan.get("search_space", {}).get("epochs", {}).get("high", plan["epochs"]))
-    study = open_study(out_dir, int(plan["seed"]), pruner, max_epochs)
-    retried = retry_abandoned(study)
+    study = open_study(out_dir, int(plan["seed"]), pruner, max_epochs, storage)
+    # a shared study's running trials may belong to live workers: its heartbeat retries the dead
+    retried = [] if storage else retry_abandoned(study)
     metric = plan.get("metric", "macro_f1")
     started = time.monotonic()
 
@@ -236,9 +260,7 @@ def run_search(
                 interrupted=interrupted,
             )
         except Exception as exc:
-            from tuning_core.worker import free_accelerator_memory, is_out_of_memory
-
-            if not is_out_of_memory(exc):
+            if not recipe.is_out_of_memory(exc):
                 raise
             reason = f"out of memory at micro-batch {trial_plan['batch_size']}"
             trial.set_user_attr("skipped", reason)
@@ -246,7 +268,7 @@ def run_search(
         else:
             failure = None
         if failure is not None:  # raised outside the handler, so the failed step's memory goes
-            free_accelerator_memory()
+            recipe.free_accelerator_memory()
             raise failure
         if report.get("interrupted"):
             raise optuna.TrialPruned("stopped on request")

@@ -59,7 +59,8 @@ def library_versions() -> dict[str, str]:
 
     versions = {"python": platform.python_version()}
     names = ("torch", "transformers", "datasets", "accelerate", "peft", "tokenizers", "numpy")
-    for name in (*names, "scikit-learn"):  # the linear probe that can start the output layer
+    # scikit-learn: the linear probe that can start the output layer; optuna: the search
+    for name in (*names, "scikit-learn", "optuna"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -138,13 +139,6 @@ def progress_callback(events: EventLog, batch_size: int):
     return Progress()
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for a GPU running out of memory (a CPU out of memory is not recovered from)."""
-    import torch
-
-    return isinstance(exc, torch.OutOfMemoryError) or "CUDA out of memory" in str(exc)
-
-
 def smaller_batch(plan: dict) -> dict | None:
     """The plan with half the micro-batch and twice the accumulation (the effective batch kept),
     or None when the micro-batch is already 1."""
@@ -160,16 +154,6 @@ def last_checkpoint(folder: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
-
-
-def free_accelerator_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def train_adapting_batch(plan: dict, data: dict, run_dir: Path, events: EventLog, stop, resume):
@@ -189,13 +173,13 @@ def train_adapting_batch(plan: dict, data: dict, run_dir: Path, events: EventLog
             )
             return report, plan
         except Exception as exc:
-            if not is_out_of_memory(exc):
+            if not recipe.is_out_of_memory(exc):
                 raise
             failure = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         smaller = smaller_batch(plan)
         if smaller is None:
             raise RuntimeError(f"out of memory even with a micro-batch of 1 ({failure})")
-        free_accelerator_memory()
+        recipe.free_accelerator_memory()
         checkpoint = last_checkpoint(run_dir / "checkpoints")
         step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
         effective = int(plan["batch_size"]) * int(plan.get("grad_accum", 1))
