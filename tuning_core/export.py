@@ -171,6 +171,10 @@ python train.py            # or: python train.py --data path/to/{Path(data["file
 The last line of output is the metrics as one JSON object. On a CPU with the pinned versions
 it matches the numbers below exactly; on a GPU expect small differences.
 
+`python train.py --verify` reruns and compares the metrics and the logged loss curve with
+those recorded in `train.py`, printing both side by side: exactly on a CPU, on a GPU within
+0.02 for each metric and 5% for each logged loss. It exits with status 1 when they differ.
+
 {original_run(report)}
 
 ## Search again
@@ -180,10 +184,6 @@ over the same recipe: `python search.py --n-trials 20` keeps its study in `searc
 To share one study between several workers, on one machine or many, give each the same
 database: `python search.py --storage postgresql://user@host/db --n-trials 40`. Each takes
 trials until the study holds 40 finished ones; a trial whose worker dies is retried.
-
-`python train.py --verify` reruns and compares the metrics and the logged loss curve with
-those recorded in `train.py`, printing both side by side: exactly on a CPU, on a GPU within
-0.02 for each metric and 5% for each logged loss. It exits with status 1 when they differ.
 
 ## Data
 
