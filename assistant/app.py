@@ -324,9 +324,12 @@ class TunesmithApp(App):
             if conversation is self.conversation:
                 self.call_from_thread(self._set_working, text)
 
+        def early(reply: Reply) -> None:  # shown while the turn's slow part still runs
+            self.post_message(RepliesReady(conversation, "early", [reply]))
+
         conversation.planner.progress = progress
         if job == "say":
-            replies = conversation.say(arg)
+            replies = conversation.say(arg, on_reply=early)
         elif job == "opening":
             replies = conversation.opening()
         else:

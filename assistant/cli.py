@@ -67,7 +67,7 @@ def run_headless(args: argparse.Namespace) -> int:
     for line in sys.stdin:
         text = line.rstrip("\r\n")
         print(f"> {text}", flush=True)
-        _print_replies(conversation.say(text))
+        _print_replies(conversation.say(text, on_reply=lambda reply: _print_replies([reply])))
         if conversation.running:
             _follow(conversation)
     return 0

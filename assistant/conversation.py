@@ -9,6 +9,7 @@ class. Calls are serialised with a lock: the app calls from worker threads and i
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,24 @@ class Conversation:
                 replies.append(Reply(f"Welcome back. {self.planner.status_text()}"))
             return self._record(replies)
 
-    def say(self, text: str) -> list[Reply]:
-        """One user turn: saved, answered, and the answer saved before it is returned."""
+    def say(self, text: str, on_reply: Callable[[Reply], None] | None = None) -> list[Reply]:
+        """One user turn: saved, answered, and the answer saved before it is returned.
+
+        With `on_reply`, a reply the planner has ready before the turn's slow work is done (the
+        reading of a data file before its baseline, say) is saved and handed to it at once;
+        the returned list holds the rest."""
         with self._lock:
             self.session.add_turn("user", text)
-            replies = self.planner.handle(text)
+
+            def early(reply: Reply) -> None:
+                self.session.add_turn("assistant", reply.text, reply.kind)
+                on_reply(reply)
+
+            self.planner.emit = early if on_reply else None
+            try:
+                replies = self.planner.handle(text)
+            finally:
+                self.planner.emit = None
             if self.state.run_id and self.state.stage == "run":
                 self.session.add_run(self.state.run_id, Path(self.state.run_dir or ""))
             return self._record(replies)

@@ -293,6 +293,9 @@ class Planner:
         # told what a slow step is doing ("profiling 2,862 rows…"); the app shows it under the
         # chat, the headless chat on stderr
         self.progress: Callable[[str], None] = lambda text: None
+        # set by a front end that shows replies as they come: a turn hands over what it has
+        # before its slow part (see `load`); None: all replies come back at the end
+        self.emit: Callable[[Reply], None] | None = None
 
     # ------------------------------------------------------------ entry points
 
@@ -517,6 +520,13 @@ class Planner:
         self.state.source = str(Path(spec.train_file))
         self.state.data_versions = []
         self.state.pending_fix = None
+        if review and self.emit is not None:
+            # the reading first, then the baseline (seconds of cross-validation) when it is done
+            self._analyse(spec, baseline=False)
+            self._go("review")
+            self.emit(Reply(self.reading_text(time.monotonic() - started)))
+            self._measure_baseline(spec)
+            return [Reply(self._baseline_line(self.state.baseline)), Reply(self._review_question())]
         self._analyse(spec)
         if not review:
             self._go("plan")
@@ -527,9 +537,9 @@ class Planner:
             Reply(self._review_question()),
         ]
 
-    def _analyse(self, spec) -> None:
-        """Profile the rows, run the baseline, and fill the recommended plan (keeping edits)."""
-        from tuning_core.baseline import run_baseline
+    def _analyse(self, spec, baseline: bool = True) -> None:
+        """Profile the rows, run the baseline (unless told not to), and fill the recommended
+        plan (keeping edits)."""
         from tuning_core.hardware import probe_resources
         from tuning_core.profile import profile_rows
         from tuning_core.recommend import recommend_plan
@@ -562,12 +572,19 @@ class Planner:
         self.state.plan = rec.plan.replace(**kept).to_dict() if kept else rec.plan.to_dict()
         self.state.changed = sorted(kept)
         self.state.report = None
-        plan = self.state.plan
+        self.state.baseline = None
+        if baseline:
+            self._measure_baseline(spec)
+
+    def _measure_baseline(self, spec) -> None:
+        from tuning_core.baseline import run_baseline
+
+        plan = self.state.plan or {}
         self.progress("measuring the baseline to beat (TF-IDF + logistic regression, 5 folds)…")
         self.state.baseline = run_baseline(
-            splits,
+            self._rows(spec),
             plan["metric"],
-            seed=seed,
+            seed=int(plan.get("seed", 42)),
             positive=plan.get("positive_label") if plan["metric"] == "f1" else None,
         )
 

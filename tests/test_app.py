@@ -161,7 +161,7 @@ async def test_failed_turn_gives_the_text_back(home, monkeypatch):
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
 
-        def broken(text):
+        def broken(text, on_reply=None):
             raise RuntimeError("planner exploded")
 
         notes = []
@@ -316,3 +316,43 @@ async def test_slow_steps_say_what_they_do_under_the_chat(home, sentiment_csv, m
     assert steps[0] == f"reading {sentiment_csv.name}…" and steps[1] is not None
     assert any(t.startswith("measuring the baseline") for t in shown)
     assert shown.index(steps[0]) < shown.index(steps[1])
+
+
+async def test_replies_stream_in_as_they_are_ready(home, sentiment_csv, monkeypatch):
+    """Loading a file: the reading of it shows while the baseline is still being measured;
+    the baseline follows when it is done. Both are saved turns."""
+    import threading
+
+    from tuning_core import baseline
+
+    measuring, release = threading.Event(), threading.Event()
+    real = baseline.run_baseline
+
+    def slow_baseline(*args, **kwargs):
+        measuring.set()
+        assert release.wait(20)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(baseline, "run_baseline", slow_baseline)
+    app = TunesmithApp(home=home)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.query_one("#prompt", Input).value = f"classify these posts: {sentiment_csv}"
+        await pilot.press("enter")
+        for _ in range(200):
+            if measuring.is_set() and "How I read" in chat_text(app):
+                break
+            await pilot.pause(0.05)
+        assert "How I read" in chat_text(app) and "Baseline to beat" not in chat_text(app)
+        assert app.busy  # the turn is still going
+        release.set()
+        await settle(app, pilot)
+        text = chat_text(app)
+        assert (
+            text.index("How I read")
+            < text.index("Baseline to beat")
+            < text.index("Did I read it right?")
+        )
+        saved = [t["text"] for t in app.conversation.history() if t["role"] == "assistant"]
+        assert any(t.startswith("**How I read") for t in saved)
+        assert any("Baseline to beat" in t for t in saved)
