@@ -26,11 +26,8 @@ from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState
 
 from assistant.conversation import Conversation
-from assistant.dataview import DataScreen
-from assistant.monitor import RunMonitorScreen
 from assistant.planner import Reply
 from assistant.prompt import PromptInput
-from assistant.resultsview import ResultsScreen
 from assistant.settings import DEFAULT_THEME, LIGHT_THEME, Settings
 from assistant.store import SessionStore
 from assistant.widgets import (
@@ -216,6 +213,8 @@ class TunesmithApp(App):
             await self._open(choice)
 
     def action_data_view(self) -> None:
+        from assistant.dataview import DataScreen  # the views load when first opened
+
         if isinstance(self.screen, DataScreen):
             self.pop_screen()
             return
@@ -225,6 +224,8 @@ class TunesmithApp(App):
         self.push_screen(DataScreen(self.conversation.state))
 
     def action_results_view(self) -> None:
+        from assistant.resultsview import ResultsScreen
+
         if isinstance(self.screen, ResultsScreen):
             self.pop_screen()
             return
@@ -234,6 +235,8 @@ class TunesmithApp(App):
         self.push_screen(ResultsScreen(self.conversation.state))
 
     def action_monitor(self) -> None:
+        from assistant.monitor import RunMonitorScreen
+
         if isinstance(self.screen, RunMonitorScreen):
             self.pop_screen()
             return
@@ -398,7 +401,7 @@ class TunesmithApp(App):
         panel.add_events(events)
         self._run_events.setdefault(key, []).extend(events)
         for screen in self.screen_stack:  # the monitor, also under another screen
-            if isinstance(screen, RunMonitorScreen) and screen.run_key == key:
+            if getattr(screen, "run_key", None) == key:  # a RunMonitorScreen
                 screen.add_events(events)
         if events and self.conversation is not None:
             replies = self.conversation.watch(events)

@@ -18,11 +18,30 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
-
 from tuning_core import runs as run_files
 from tuning_core.errors import SessionError
+
+
+def _import_sqlite_utils():
+    """sqlite-utils imports pandas and numpy whenever they are installed (they are, for the
+    training side), only for DataFrame and array values that tunesmith never stores: about
+    0.5 s of the app's start here. Hide them while it loads; it then treats them as absent,
+    and a later `import pandas` anywhere else works as usual."""
+    import sys
+
+    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        from sqlite_utils import Database
+        from sqlite_utils.migrations import Migrations
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+    return Database, Migrations
+
+
+Database, Migrations = _import_sqlite_utils()
 
 DB_NAME = "session.db"
 HOME_ENV = "TUNESMITH_HOME"

@@ -68,7 +68,7 @@ ESC = rb"(?:\x1b\[[0-9;?]*[A-Za-z])*"
 # the ready screen: the prompt's placeholder (its first letter sits under the cursor, styled
 # apart) and the footer's quit key; the idle prompt shows the same placeholder again
 PLACEHOLDER_RE = re.compile(re.escape(PLACEHOLDER[1:40].encode()))
-FOOTER_RE = re.compile(rb"\^q " + ESC + rb"Quit")
+FOOTER_RE = re.compile(rb"\^q" + ESC + rb" ?" + ESC + rb"Quit")  # the compact footer too
 RUN_LINE_RE = re.compile(rb"step \d+/\d+")
 CONFIRM_RE = re.compile(rb"keeps running in its own process")
 
