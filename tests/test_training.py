@@ -213,6 +213,32 @@ def test_exported_script_reproduces_the_metrics(finished_run, tmp_path):
         assert lint.returncode == 0, lint.stdout
 
 
+def test_the_exported_script_runs_under_torchrun_on_two_processes(finished_run, tmp_path):
+    """Issue 7.5: train.py unchanged under `torchrun --nproc_per_node 2` (gloo on the CPU):
+    both processes train, the first one alone writes the report and prints the metrics."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed beside this python")
+    run_dir, report = finished_run
+    bundle = export_bundle(run_dir, tmp_path / "bundle")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "train.py", "--out", "ddp"],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = [line for line in out.stdout.splitlines() if line.startswith('{"test_accuracy"')]
+    assert len(metrics) == 1  # rank 0 only
+    assert out.stderr.count("LOAD REPORT") == 2  # two processes built the model
+    saved = json.loads((bundle / "ddp" / "report.json").read_text())
+    assert json.loads(metrics[0])["test_accuracy"] == saved["test"]["accuracy"]
+    assert (bundle / "ddp" / "model" / "model.safetensors").exists()
+
+
 def test_export_with_the_model_writes_a_loadable_copy(finished_run, tmp_path):
     from transformers import AutoModelForSequenceClassification
 

@@ -177,6 +177,22 @@ those recorded in `train.py`, printing both side by side: exactly on a CPU, on a
 
 {original_run(report)}
 
+## Several processes, GPUs or machines
+
+`train.py` runs unchanged under `torchrun` and `accelerate launch`; the first process writes
+the report and prints the metrics:
+
+```
+torchrun --nproc_per_node 4 train.py                 # 4 GPUs on this machine (CPU: gloo)
+accelerate launch --num_processes 4 train.py
+torchrun --nnodes 2 --node_rank 0 --master_addr HOST --master_port 29500 \\
+    --nproc_per_node 4 train.py                      # then --node_rank 1 on the other machine
+```
+
+Each process takes a batch of {plan["batch_size"]} rows a step, so N processes train with N
+times the batch of the recorded run, and its metrics are not expected to match; `--verify`
+checks a one-process rerun.
+
 ## Search again
 
 `search.py` is the session's Optuna search (TPE seeded with the plan's seed, median pruning)

@@ -1210,6 +1210,8 @@ def main(argv: list[str] | None = None) -> int:
     if changed:
         print("warning: data differs from the recorded sha256: " + "; ".join(changed))
     report = train_and_evaluate(plan, data, args.out)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun or accelerate launch, the first process reports for all
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True))
     result = headline(report)
