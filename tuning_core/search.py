@@ -173,21 +173,29 @@ def open_study(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if storage:
-        from optuna.storages import RDBStorage, RetryFailedTrialCallback
+        from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-        where = RDBStorage(
-            storage,
-            heartbeat_interval=30,
-            grace_period=120,
-            failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
-        )
+        for attempt in range(4):
+            try:
+                where = RDBStorage(
+                    storage,
+                    heartbeat_interval=30,
+                    grace_period=120,
+                    failed_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+                )
+                break
+            except Exception:  # two workers creating the tables at once: one of them loses
+                if attempt == 3:
+                    raise
+                time.sleep(1.0 + attempt)
     else:
         where = f"sqlite:///{(Path(out_dir) / 'study.db').resolve()}"
     return optuna.create_study(
         storage=where,
         study_name=STUDY_NAME,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        # workers sharing a study must not draw the same values: each gets a seed of its own
+        sampler=optuna.samplers.TPESampler(seed=None if storage else seed),
         pruner=_pruner(pruner, max_epochs),
         load_if_exists=True,
     )
