@@ -202,15 +202,7 @@ def test_exported_script_reproduces_the_metrics(finished_run, tmp_path):
     nudged = [[step, loss * 1.001] for step, loss in curve]
     assert module.verify(recorded, nudged) == 1
     assert module.verify(recorded, curve[:-1]) == 1
-    ruff = Path(sys.executable).parent / "ruff"
-    if ruff.exists():
-        lint = subprocess.run(
-            [str(ruff), "check", "--no-cache", "--isolated", "train.py"],
-            cwd=bundle,
-            capture_output=True,
-            text=True,
-        )
-        assert lint.returncode == 0, lint.stdout
+    # ruff on the generated scripts: tests/test_export_golden.py
 
 
 def test_the_exported_script_runs_under_torchrun_on_two_processes(finished_run, tmp_path):
