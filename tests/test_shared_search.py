@@ -124,3 +124,26 @@ def test_two_workers_share_one_study_without_duplicates_or_losses(
     assert complete <= reports  # every finished trial's report is on a worker's disk
     took = [len(list((tmp_path / f"worker-{n}" / "trials").glob("trial-*"))) for n in (1, 2)]
     assert all(count >= 1 for count in took)  # both workers trained
+
+
+def test_the_apps_search_takes_its_storage_from_the_environment(monkeypatch, tmp_path):
+    """The worker reads TUNESMITH_STORAGE (a URL that may hold a password) and hands it to the
+    search; it is not part of the plan, so nothing stores it."""
+    from tuning_core import worker
+
+    seen = {}
+
+    def fake_run_search(plan, data, out_dir, **kwargs):
+        seen.update(kwargs)
+        return {"best": None, "trials": [], "retried": []}
+
+    monkeypatch.setattr(search, "run_search", fake_run_search)
+    monkeypatch.setenv(worker.STORAGE_ENV, "postgresql://tuner:pw@db.example/optuna")
+    plan = {"batch_size": 8, "extras": {}}
+    with pytest.raises(RuntimeError, match="no trial"):
+        worker.search_then_report(plan, {"labels": ["a"]}, tmp_path, [], lambda: False)
+    assert seen["storage"] == "postgresql://tuner:pw@db.example/optuna"
+    monkeypatch.delenv(worker.STORAGE_ENV)
+    with pytest.raises(RuntimeError):
+        worker.search_then_report(plan, {"labels": ["a"]}, tmp_path, [], lambda: False)
+    assert seen["storage"] is None

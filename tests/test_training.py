@@ -229,6 +229,15 @@ def test_the_exported_script_runs_under_torchrun_on_two_processes(finished_run, 
     saved = json.loads((bundle / "ddp" / "report.json").read_text())
     assert json.loads(metrics[0])["test_accuracy"] == saved["test"]["accuracy"]
     assert (bundle / "ddp" / "model" / "model.safetensors").exists()
+    accelerate = Path(sys.executable).parent / "accelerate"
+    if accelerate.exists():  # and under accelerate launch (on the CPU)
+        launched = subprocess.run(
+            [str(accelerate), "launch", "--cpu", "--num_processes", "2", "train.py", "--out",
+             "acc"],
+            cwd=bundle, capture_output=True, text=True, env=env, timeout=600,
+        )  # fmt: skip
+        assert launched.returncode == 0, launched.stderr[-3000:]
+        assert (bundle / "acc" / "report.json").exists()
 
 
 def test_export_with_the_model_writes_a_loadable_copy(finished_run, tmp_path):

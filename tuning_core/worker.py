@@ -24,6 +24,8 @@ from typing import Any
 from tuning_core import recipe
 from tuning_core.runs import read_status, write_json_atomic
 
+# An Optuna RDB URL for the search's study (shared by several workers); read, never stored.
+STORAGE_ENV = "TUNESMITH_STORAGE"
 # Tests slow each step down by this many seconds to hit a run mid-epoch; never set otherwise.
 STEP_DELAY_ENV = "TUNESMITH_TEST_STEP_DELAY"
 # Tests set "STEP:BATCH" to raise an out-of-memory error at update STEP while the micro-batch is
@@ -230,7 +232,11 @@ def memory_filter(run_dir: Path, labels: int):
 
 def search_then_report(plan: dict, data: dict, run_dir: Path, events: EventLog, stopping) -> dict:
     """Run the plan's search in `run_dir/search` (resuming a killed one); the best trial's
-    report becomes the run's, with the trials table and the plan it trained."""
+    report becomes the run's, with the trials table and the plan it trained.
+
+    With `TUNESMITH_STORAGE` set (an Optuna RDB URL), the study lives there and other workers
+    can share it; the URL stays in the environment, never in the run folder or the session,
+    since it may hold a password."""
     from tuning_core.search import run_search
 
     timeout = plan.get("extras", {}).get("search_seconds")
@@ -238,6 +244,7 @@ def search_then_report(plan: dict, data: dict, run_dir: Path, events: EventLog, 
         plan,
         data,
         run_dir / "search",
+        storage=os.environ.get(STORAGE_ENV) or None,
         timeout_s=float(timeout) if timeout else None,
         too_big=memory_filter(run_dir, len(data["labels"])),
         callbacks=[progress_callback(events, int(plan["batch_size"]))],
