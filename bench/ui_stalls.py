@@ -1,0 +1,113 @@
+"""Benchmark: does anything hold the app's event loop (the UI thread) longer than 50 ms?
+(issue 6, point 3)
+
+The app is driven through Pilot (100x32) along the common path on the demo posts with the
+embedded MiniLM: open, load the file (reading, profile, baseline), see the plan, change a value,
+ask a why-question, open and close the data view, the sessions picker, switch the theme, Tab
+around, hide and show the plan pane. asyncio's debug mode reports every step of the loop that
+runs longer than `slow_callback_duration` (here 50 ms); each report names the task (a widget's
+message pump, Textual's screen update, a timer). Debug mode itself slows the loop a little, so
+the figures are an upper bound.
+
+    .venv/bin/python bench/ui_stalls.py
+
+Writes bench/results/ui_stalls.json and a dated row in bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from benchlib import environment, record  # noqa: E402
+from test_app import say, settle  # noqa: E402
+
+from assistant.app import TunesmithApp  # noqa: E402
+
+LIMIT_S = 0.05
+DEMO = ROOT / "assistant" / "demo" / "posts.csv"
+STALL = re.compile(r"Executing <Task[^>]*?name=(?P<name>'[^']*'|\"[^\"]*\").*took (?P<s>[\d.]+) s")
+
+
+class Stalls(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = STALL.search(record.getMessage().replace("\n", " "))
+        if match:
+            name = match["name"].strip("'\"").split("(")[0]
+            self.found.append((name, float(match["s"])))
+
+
+async def walk(home: Path, steps: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = LIMIT_S
+    app = TunesmithApp(home)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        steps.append("opened")
+        await say(app, pilot, f"classify these posts by sentiment: {DEMO}")
+        steps.append("loaded the data")
+        await say(app, pilot, "")
+        steps.append("plan shown")
+        await say(app, pilot, "learning rate 3e-5")
+        await say(app, pilot, "why learning rate")
+        for key in ("ctrl+d", "escape", "ctrl+o", "escape", "f2", "tab", "tab", "escape"):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+        await pilot.press("ctrl+b", "ctrl+b")
+        await pilot.pause(0.2)
+        steps.append("views and keys")
+
+
+def main() -> int:
+    stalls = Stalls()
+    logging.getLogger("asyncio").addHandler(stalls)
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
+    home = Path(tempfile.mkdtemp(prefix="tunesmith-stalls-"))
+    steps: list[str] = []
+    try:
+        asyncio.run(walk(home, steps))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    longest = sorted(stalls.found, key=lambda s: -s[1])
+    by_task = Counter(name for name, _ in stalls.found)
+    summary = {
+        **environment(("textual",)),
+        "limit_s": LIMIT_S,
+        "steps": steps,
+        "stalls": len(stalls.found),
+        "longest_s": longest[0][1] if longest else 0.0,
+        "by_task": dict(by_task),
+        "top": [{"task": n, "seconds": s} for n, s in longest[:10]],
+    }
+    top = ", ".join(f"{n} {s * 1000:.0f} ms" for n, s in longest[:5]) or "none"
+    record(
+        "ui_stalls",
+        summary,
+        [
+            f"event-loop steps over {LIMIT_S * 1000:.0f} ms along open, load, plan, change, why, "
+            f"views and keys (asyncio debug mode): {len(stalls.found)}; longest: {top}; by task: "
+            + ", ".join(f"{k} {v}" for k, v in by_task.most_common())
+            + f" (target: none over {LIMIT_S * 1000:.0f} ms)"
+        ],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
