@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.markdown import Markdown as RichMarkdown
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -25,7 +26,6 @@ from textual.widgets import (
     DataTable,
     Input,
     Label,
-    Markdown,
     OptionList,
     ProgressBar,
     Static,
@@ -41,13 +41,18 @@ NEW_SESSION = "__new__"
 SHORT_LABELS = {"label_smoothing": "Smoothing", "early_stopping_patience": "Early stop"}
 
 
-class ChatMessage(Markdown):
-    """One turn of the conversation; `role` is user or assistant, `kind` the reply kind."""
+class ChatMessage(Static):
+    """One turn of the conversation; `role` is user or assistant, `kind` the reply kind.
+
+    The Markdown is rendered by Rich into one widget, not by Textual's Markdown widget (a
+    widget per block): a long reply then mounts and lays out in a few milliseconds instead of
+    holding the event loop for a few hundred (bench/ui_stalls.py)."""
 
     def __init__(self, role: str, text: str, kind: str = "text") -> None:
         if role == "user" and not text.strip():
             text = "*↵ (Enter: take the default)*"
-        super().__init__(text, classes=f"message {role} {kind}")
+        self.source = text
+        super().__init__(RichMarkdown(text), classes=f"message {role} {kind}")
         self.role = role
         self.kind = kind
 
