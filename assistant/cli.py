@@ -121,17 +121,28 @@ def run_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_export(args: argparse.Namespace) -> int:
-    from tuning_core.export import export_bundle
+def finished_run(args: argparse.Namespace, to: str) -> tuple[dict, Path, dict]:
+    """The session's saved state, its run folder and the run's report; TuningError (one line)
+    when the session has no finished run (`to` says for what: "export", "report on", ...)."""
     from tuning_core.runs import read_report
 
-    store = SessionStore(_home(args))
-    session = store.open(args.session)
-    state = session.load_state() or {}
+    session = SessionStore(_home(args)).open(args.session)
+    try:
+        state = session.load_state() or {}
+    finally:
+        session.close()
     run_dir = state.get("run_dir")
-    if not run_dir or read_report(Path(run_dir)) is None:
-        raise TuningError(f"Session {args.session} has no finished run to export")
-    out = export_bundle(Path(run_dir), Path(args.out), model=args.model)
+    report = read_report(Path(run_dir)) if run_dir else None
+    if report is None:
+        raise TuningError(f"Session {args.session} has no finished run to {to}")
+    return state, Path(run_dir), report
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from tuning_core.export import export_bundle
+
+    _, run_dir, _ = finished_run(args, "export")
+    out = export_bundle(run_dir, Path(args.out), model=args.model)
     print(f"Exported {args.session} to {out}")
     return 0
 
@@ -139,20 +150,13 @@ def run_export(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from tuning_core.judge import judge, judgement_text
     from tuning_core.recipe import headline
-    from tuning_core.runs import read_report
 
-    store = SessionStore(_home(args))
-    session = store.open(args.session)
-    state = session.load_state() or {}
-    run_dir = state.get("run_dir")
-    report = read_report(Path(run_dir)) if run_dir else None
-    if report is None:
-        raise TuningError(f"Session {args.session} has no finished run to report on")
+    _, run_dir, report = finished_run(args, "report on")
     verdict = report.get("judge") or judge(report)
     if args.json:
         out = {
             "session": args.session,
-            "run_dir": run_dir,
+            "run_dir": str(run_dir),
             "headline": headline(report),
             "judge": verdict,
         }
@@ -171,19 +175,12 @@ def run_predict(args: argparse.Namespace) -> int:
         read_texts,
         write_predictions,
     )
-    from tuning_core.runs import read_report
 
-    session = SessionStore(_home(args)).open(args.session)
-    state = session.load_state() or {}
-    session.close()
-    run_dir = state.get("run_dir")
-    report = read_report(Path(run_dir)) if run_dir else None
-    if report is None:
-        raise TuningError(f"Session {args.session} has no finished run to predict with")
+    state, run_dir, report = finished_run(args, "predict with")
     plan = report.get("trained_plan") or state.get("plan") or {}
     spec = state.get("spec") or {}
     texts = read_texts(args.input, args.text_column or spec.get("text_column"))
-    folder = model_dir(Path(run_dir))
+    folder = model_dir(run_dir)
     out_path = Path(args.out).expanduser() if args.out else None
     if out_path is not None and out_path.is_dir():
         raise TuningError(f"--out {out_path} is a folder; name a file such as predictions.csv")
