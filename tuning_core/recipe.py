@@ -480,7 +480,8 @@ def _output_layer_inputs(model, layer, dataset, batch_size: int):
     hook = layer.register_forward_hook(lambda mod, args, out: seen.append(args[0].detach()))
     was_training = model.training
     model.eval()
-    lengths = [len(ids) for ids in dataset["input_ids"]]
+    inputs, labels = list(dataset["input_ids"]), list(dataset["labels"])  # read each column once
+    lengths = [len(ids) for ids in inputs]
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     try:
         with torch.no_grad():
@@ -490,14 +491,14 @@ def _output_layer_inputs(model, layer, dataset, batch_size: int):
                 ids = torch.zeros((len(rows), width), dtype=torch.long)
                 mask = torch.zeros((len(rows), width), dtype=torch.long)
                 for r, i in enumerate(rows):
-                    ids[r, : lengths[i]] = torch.tensor(dataset["input_ids"][i])
+                    ids[r, : lengths[i]] = torch.tensor(inputs[i])
                     mask[r, : lengths[i]] = 1
                 model(input_ids=ids, attention_mask=mask)
     finally:
         hook.remove()
         model.train(was_training)
     features = torch.cat(seen).float().numpy()
-    return features, np.asarray([dataset["labels"][i] for i in order])
+    return features, np.asarray([labels[i] for i in order])
 
 
 def fit_output_layer(model, dataset, n_labels: int, batch_size: int = 64) -> None:
