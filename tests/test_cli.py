@@ -306,3 +306,21 @@ def test_predict_labels_texts_with_the_sessions_model(finished_session, tmp_path
     assert "Traceback" not in folder.stderr
     missing = tunesmith("predict", "no-such-session", "--input", "hi", home=home)
     assert missing.returncode == 1 and "No session 'no-such-session'" in missing.stderr
+
+
+def test_predict_reads_texts_from_any_table_the_data_stage_reads(tmp_path):
+    from tuning_core.errors import TuningError
+    from tuning_core.predict import read_texts
+
+    (tmp_path / "a.csv").write_text('id,sentence\n1,"hello, world"\n2,NA\n')
+    assert read_texts(str(tmp_path / "a.csv")) == ["hello, world", "NA"]
+    (tmp_path / "b.jsonl").write_text('{"msg": "one"}\n{"msg": "two"}\n')
+    assert read_texts(str(tmp_path / "b.jsonl"), "msg") == ["one", "two"]
+    (tmp_path / "c.txt").write_text("first\n\nsecond\n")
+    assert read_texts(str(tmp_path / "c.txt")) == ["first", "second"]
+    assert read_texts("not a file, just a text") == ["not a file, just a text"]
+    with pytest.raises(TuningError, match="no column 'text'"):
+        read_texts(str(tmp_path / "b.jsonl"))
+    (tmp_path / "d.xyz").write_text("?")
+    with pytest.raises(TuningError, match="Cannot read"):
+        read_texts(str(tmp_path / "d.xyz"))

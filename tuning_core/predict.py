@@ -10,12 +10,12 @@ lines. torch and transformers are imported inside the functions.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tuning_core.errors import TuningError
+from tuning_core.errors import DatasetError, ModelError
+from tuning_core.runs import read_report
 
 TEXT_COLUMNS = ("text", "sentence", "tweet", "content", "body")
 
@@ -27,15 +27,14 @@ def model_dir(run_dir: Path) -> Path:
     if (own / "config.json").exists() or (own / "adapter_config.json").exists():
         return own
     try:
-        report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
-        best = report["search"]["best"]["number"]
-    except (OSError, ValueError, KeyError, TypeError):
+        best = (read_report(run_dir) or {})["search"]["best"]["number"]
+    except (KeyError, TypeError):
         best = None
     if best is not None:
         trial = run_dir / "search" / "trials" / f"trial-{best}" / "model"
         if trial.exists():
             return trial
-    raise TuningError(f"{run_dir.name} has no saved model to predict with", title="No model")
+    raise ModelError(f"{run_dir.name} has no saved model to predict with")
 
 
 def load_classifier(folder: Path, labels: list[str] | None = None):
@@ -48,7 +47,7 @@ def load_classifier(folder: Path, labels: list[str] | None = None):
         from peft import PeftConfig, PeftModel
 
         if not labels:
-            raise TuningError("A LoRA adapter needs the run's labels to be read back")
+            raise ModelError("A LoRA adapter needs the run's labels to be read back")
         base = AutoModelForSequenceClassification.from_pretrained(
             PeftConfig.from_pretrained(folder).base_model_name_or_path,
             num_labels=len(labels),
@@ -97,42 +96,31 @@ def predict(
 
 
 def read_texts(source: str, text_column: str | None = None) -> list[str]:
-    """The texts in file `source` (lines, CSV/TSV column, or JSON lines), or `source` itself
-    when no such file exists."""
+    """The texts in file `source` (lines of a .txt; the text column of any table the data
+    stage reads: CSV, TSV, JSON lines, Parquet, gzipped too), or `source` itself when no such
+    file exists."""
+    from tuning_core import recipe
+
     path = Path(source).expanduser()
     if not path.is_file():
         if not source.strip():
-            raise TuningError("There is no text to label", title="Nothing to predict")
+            raise DatasetError("There is no text to label")
         return [source]
-    suffix = path.suffix.lower()
     try:
-        raw = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TuningError(f"Cannot read {path}: {exc}", title="Unreadable input") from exc
-    if suffix in (".csv", ".tsv"):
-        reader = csv.DictReader(raw.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
-        fields = reader.fieldnames or []
-        column = text_column or next((c for c in TEXT_COLUMNS if c in fields), None)
-        if column not in fields:
-            raise TuningError(
-                f"{path.name} has no column {column or 'text'!r} (columns: {', '.join(fields)}); "
-                "name it with --text-column",
-                title="No text column",
-            )
-        return [row[column] or "" for row in reader]
-    if suffix in (".jsonl", ".ndjson"):
-        texts = []
-        for n, line in enumerate(raw.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                texts.append(str(json.loads(line)[text_column or "text"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise TuningError(
-                    f"{path.name} line {n}: no {text_column or 'text'!r} field", title="Bad line"
-                ) from exc
-        return texts
-    return [line for line in raw.splitlines() if line.strip()]
+        if recipe.data_suffix(path)[0] == ".txt":
+            return [line for line in recipe.text_lines(path) if line.strip()]
+        table = recipe.read_table(path)
+    except Exception as exc:  # whatever the reader says, as one line, not a traceback
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatasetError(f"Cannot read {path}: {message}") from exc
+    fields = list(table.column_names)
+    column = text_column or next((c for c in TEXT_COLUMNS if c in fields), None)
+    if column not in fields:
+        raise DatasetError(
+            f"{path.name} has no column {column or 'text'!r} (columns: {', '.join(fields)}); "
+            "name it with --text-column"
+        )
+    return ["" if v is None else str(v) for v in recipe.column_values(table, column)]
 
 
 def write_predictions(rows: list[dict[str, Any]], out) -> None:
