@@ -6,7 +6,7 @@ embedded MiniLM: open, load the file (reading, profile, baseline), see the plan,
 ask a why-question, open and close the data view, the sessions picker, switch the theme, Tab
 around, hide and show the plan pane. asyncio's debug mode reports every step of the loop that
 runs longer than `slow_callback_duration` (here 50 ms); each report names the task (a widget's
-message pump, Textual's screen update, a timer). Debug mode itself slows the loop a little, so
+message pump, Textual's screen update, a timer). Debug mode adds overhead of its own, so
 the figures are an upper bound.
 
     .venv/bin/python bench/ui_stalls.py
