@@ -138,7 +138,39 @@ def parse_constraints(t: str) -> dict[str, Any]:
     return out
 
 
-VALUE_WORDS = r"(a lot|lots|many|more|less|fewer|few|some|several|high|low|higher|lower|big|small)"
+VALUE_WORDS = (
+    r"(a lot|lots|a bit|a little|many|more|less|fewer|few|some|several|high|low|higher|lower|"
+    r"big|small|bigger|smaller|huge|tiny|large|fast|slow|faster|slower|nan|inf|infinity|"
+    r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|"
+    r"sixty|seventy|eighty|ninety|hundred|thousand|million|dozen)"
+)
+# the settings people name with a number, and an example of each (said back when the value
+# given is not a number)
+NAMED_SETTINGS = (
+    (r"epochs?", "epochs", "4 epochs"),
+    (r"learning[ -]rate|lr", "learning_rate", "learning rate 3e-5"),
+    (r"batch(?:[ -]size)?", "batch_size", "batch size 16"),
+    (r"dropout", "dropout", "dropout 0.1"),
+    (r"weight[ -]decay", "weight_decay", "weight decay 0.01"),
+    (r"label[ -]smoothing", "label_smoothing", "label smoothing 0.1"),
+    (r"patience", "early_stopping_patience", "patience 2"),
+    (r"warm[ -]?up", "warmup", "warmup 0.1"),
+    (r"seed", "seed", "seed 7"),
+    (r"max(?:imum)?[ -_]?(?:length|len|tokens)", "max_length", "max length 128"),
+    (r"(?:gradient[ -])?accumulation(?:[ -]steps)?", "grad_accum", "accumulation 4"),
+    (r"lora[ -]alpha", "lora_alpha", "lora alpha 16"),
+    (r"trials?", "trials", "20 trials"),
+)
+EXAMPLES = {name: example for _, name, example in NAMED_SETTINGS}
+# what may not follow a number: more of a word or a number ("1k", "1,000", "ten thousand")
+NUMBER_GOES_ON = re.compile(r"[a-z0-9_]|[.,]\d|\s+(?:hundred|thousand|million|billion|k)\b")
+
+
+def _not_a_number(name: str, said: str) -> str:
+    return (
+        f"{name.replace('_', ' ')}: give a number in digits, e.g. '{EXAMPLES.get(name, name)}' "
+        f"(not '{said.strip()}')"
+    )
 
 
 def _to_kind(value: float, kind: type) -> Any:
@@ -154,20 +186,35 @@ def parse_adjustment(text: str) -> Adjustment:
     t = " " + text.lower().strip() + " "
     out = Adjustment()
 
+    problem_names: set[str] = set()
     for pattern, name, kind in SIMPLE:
         match = re.search(pattern, t)
-        if match and name not in out.changes:
+        if match and name not in out.changes and name not in problem_names:
+            # "max length ten thousand", "batch size 1,000", "1k": not the number it looks like
+            start, end = match.span(1)
+            if NUMBER_GOES_ON.match(t, end) or re.search(r"\d[.,]$", t[:start]):
+                rest = re.match(r"[\w.,%-]*(?:\s+(?:hundred|thousand|million|billion)\b)?", t[end:])
+                said = t[start:end] + (rest.group(0) if rest else "")
+                out.problems.append(_not_a_number(name, said))
+                problem_names.add(name)
+                continue
             try:
                 out.changes[name] = _to_kind(parse_number(match.group(1)), kind)
             except ValueError as exc:
                 out.problems.append(f"{name.replace('_', ' ')}: {exc}")
-    # "epochs a lot", "learning rate high": a setting named with no number
-    for label, name in (("epochs?", "epochs"), ("learning[ -]rate|lr", "learning rate")):
-        match = re.search(rf"\b(?:{label})\s+{VALUE_WORDS}\b", t)
-        if match and name.replace(" ", "_") not in out.changes:
-            out.problems.append(
-                f"{name}: give a number, e.g. '{'4 epochs' if name == 'epochs' else 'learning rate 3e-5'}' (not '{match.group(1)}')"
-            )
+                problem_names.add(name)
+    # "epochs a lot", "learning rate fast", "lr=abc": a setting named without a number
+    for label, name, _ in NAMED_SETTINGS:
+        if name in out.changes or name in problem_names:
+            continue
+        match = re.search(rf"\b(?:{label})\s*(?:to|=|of|at|:|is|be)?\s*{VALUE_WORDS}\b", t)
+        if match is None:
+            match = re.search(rf"\b(?:{label})\s*[=:]\s*([^\s,;]+)", t)
+            if match is not None and re.fullmatch(NUM, match.group(1).rstrip(".")):
+                match = None
+        if match is not None:
+            out.problems.append(_not_a_number(name, match.group(1)))
+            problem_names.add(name)
 
     out.constraints = parse_constraints(t)
     if re.search(r"\bno (?:hyperparameter )?search\b|\btrain (?:just )?once\b", t):
@@ -276,7 +323,7 @@ def parse_adjustment(text: str) -> Adjustment:
 
     # base model: "use model X", "base model X", "switch to X"
     match = re.search(
-        r"\b(?:base model|model|switch to|use)\s+(?:to\s+|=\s*)?([\w.\-]+/[\w.\-]+|[~./][^\s]+)",
+        r"\b(?:base model|model|switch to|use)\s+(?:to\s+|=\s*)?([~./][^\s]+|[\w.\-]+(?:/[\w.\-]+)+)",
         text,
         re.I,
     )

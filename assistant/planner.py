@@ -10,6 +10,7 @@ it is the front end's job, which calls `run_finished` when the worker is done.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import time
@@ -21,9 +22,12 @@ from typing import Any
 
 import knowledge
 from assistant.adjust import FIX_PHRASES, is_question, parse_adjustment, parse_fix, question_topic
-from tuning_core import runs
-from tuning_core.errors import TuningError
+from tuning_core import models, runs
+from tuning_core.errors import PlanError, TuningError
 from tuning_core.plan import EMBEDDED_MODEL_ID, FREEZING_LABELS, Plan
+
+# what the person agreed to for one named model (see `Plan`); never kept for another model
+CONSENT_FIELDS = ("trust_remote_code", "allow_pickle_weights", "consent_model")
 
 HEAD_INIT_LABELS = {
     "random": "random (small values)",
@@ -112,10 +116,32 @@ def fix_summary_text(summary: dict) -> str:
 
 
 def _is_model_dir(path: Path) -> bool:
-    """A saved model (config plus weights), which is not data even though it holds .json files."""
-    return (path / "config.json").exists() and any(
-        (path / name).exists() for name in ("model.safetensors", "pytorch_model.bin")
-    )
+    """A saved model (a folder with a config.json, its weights there or not), which is not data
+    even though it holds .json files."""
+    return (path / "config.json").exists()
+
+
+def typed_path(text: str) -> Path:
+    """A path typed in the chat as the absolute path it means here (`~` expanded, `..` and
+    links resolved): replies show this form, so the person sees what is used."""
+    return Path(text.strip().strip("'\"")).expanduser().resolve()
+
+
+def typed_model(name: str) -> str:
+    """A model named in the chat: a folder (a path, or a name that exists here) as its absolute
+    path, anything else (a hub id) as said."""
+    path = Path(name).expanduser()
+    if name.startswith(("~", ".", "/")) or path.exists():
+        return str(path.resolve())
+    return name
+
+
+def _run_plan(run_dir: Path) -> dict | None:
+    """A run folder's plan, or None when it is damaged (then the run is not resumed)."""
+    try:
+        return Plan.load(run_dir / "plan.json").to_dict()
+    except TuningError:
+        return None
 
 
 def demo_data_path() -> Path:
@@ -152,6 +178,9 @@ class PlannerState:
     source: str | None = None  # the person's own file (a fixed version lives in the session)
     data_versions: list[dict] = field(default_factory=list)
     pending_fix: str | None = None
+    # a model that needs the person's yes (remote code, pickle weights) before it is used:
+    # {"model", "files", "changes", "constraints", "freeze_top"}
+    pending_consent: dict | None = None
     forecast: dict | None = None
     calibration: dict | None = None
     constraints: dict = field(default_factory=dict)  # the person's limits for the recommender
@@ -193,6 +222,8 @@ def describe_freezing(plan: dict) -> str:
 
 PLAN_ROWS = (
     ("base_model", "Base model"),
+    ("trust_remote_code", "Model's own code"),
+    ("allow_pickle_weights", "Pickle weights"),
     ("max_length", "Max length"),
     ("freezing", "Freezing"),
     ("pooling", "Pooling"),
@@ -216,6 +247,8 @@ PLAN_ROWS = (
 )
 # shown only when on (the table stays short for the common plan)
 OPTIONAL_ROWS = {
+    "trust_remote_code": False,
+    "allow_pickle_weights": False,
     "layerwise_lr_decay": 1.0,
     "gradual_unfreezing": False,
     "eval_rows": 0,
@@ -245,6 +278,8 @@ def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
             value = metric_label(plan)
         elif name == "batch_size" and plan.get("grad_accum", 1) > 1:
             value = f"{plan['batch_size']} x {plan['grad_accum']} accumulated steps"
+        elif name in ("trust_remote_code", "allow_pickle_weights"):
+            value = "allowed for this model only (you agreed)"
         elif name in ("class_weights", "gradual_unfreezing"):
             value = "on" if plan.get(name) else "off"
         elif name == "trials":
@@ -281,6 +316,13 @@ def same_run_plan(ran: dict, planned: dict) -> bool:
     return effective(ran) == effective(planned) and {
         k: v for k, v in ran.items() if k not in rest
     } == {k: v for k, v in planned.items() if k not in rest}
+
+
+def resumable_status(status: dict) -> bool:
+    """A run that can go on from its last checkpoint: stopped, killed, or failed for want of
+    disk space (the worker marks that failure resumable)."""
+    state = status.get("state")
+    return state in ("stopped", "dead") or (state == "failed" and bool(status.get("resumable")))
 
 
 class Planner:
@@ -350,6 +392,14 @@ class Planner:
             ]
         self._go("plan")
         error = status.get("error") or "the worker process ended unexpectedly"
+        if resumable_status(status):  # the disk filled: nothing is wrong with the plan
+            return [
+                Reply(
+                    f"**Training paused:** {error.rstrip('.')}. Then type `/run` to resume it "
+                    "from that checkpoint; the session and the plan are as they were.",
+                    "error",
+                )
+            ]
         return [
             Reply(
                 f"**Training failed:** {error}. The plan is unchanged: adjust it and `/run` "
@@ -425,6 +475,8 @@ class Planner:
             return self._review(text)
         if self.state.pending_fix:
             return self._confirm_fix(text)
+        if self.state.pending_consent:
+            return self._confirm_consent(text)
         if stage == "run":
             if is_question(text) and self.state.plan:
                 return self._explain(text)
@@ -515,7 +567,8 @@ class Planner:
         columns = columns or {}
         started = time.monotonic()
         seed = int((self.state.plan or {}).get("seed", 42))
-        self.progress(f"reading {Path(path).name}…")
+        path = typed_path(path)  # the reply names the absolute file it read
+        self.progress(f"reading {path.name}…")
         spec = inspect_data(path, columns.get("text"), columns.get("label"), split_seed=seed)
         self.state.source = str(Path(spec.train_file))
         self.state.data_versions = []
@@ -569,8 +622,10 @@ class Planner:
         # the person's own changes survive a reload (new file, new columns, new model)
         previous = self.state.plan or {}
         kept = {k: previous[k] for k in self.state.changed if k in previous and k != "base_model"}
-        self.state.plan = rec.plan.replace(**kept).to_dict() if kept else rec.plan.to_dict()
         self.state.changed = sorted(kept)
+        if previous.get("consent_model") == rec.plan.base_model:  # the same model: still agreed
+            kept.update({k: previous[k] for k in CONSENT_FIELDS if k in previous})
+        self.state.plan = rec.plan.replace(**kept).to_dict() if kept else rec.plan.to_dict()
         self.state.report = None
         self.state.baseline = None
         if baseline:
@@ -614,6 +669,8 @@ class Planner:
         name = Path(self.state.source or spec.train_file).name
         labels = ", ".join(f"`{k}` ({v})" for k, v in profile.label_counts.items())
         lines = [f"**How I read `{name}`**{took}", ""]
+        if self.state.source:
+            lines.append(f"- File: `{self.state.source}`")
         if self.state.data_versions:
             last = self.state.data_versions[-1]
             lines.append(
@@ -690,6 +747,8 @@ class Planner:
     def _review(self, text: str) -> list[Reply]:
         if self.state.pending_fix:
             return self._confirm_fix(text)
+        if self.state.pending_consent:
+            return self._confirm_consent(text)
         if not text or YES.fullmatch(text.lower()):
             self._go("plan")
             return [self._plan_reply(intro="**My plan**, with the reason for each choice:")]
@@ -703,9 +762,11 @@ class Planner:
             return self._explain(text)
         adjustment = parse_adjustment(text)
         if not adjustment.empty:
-            if not adjustment.columns and not adjustment.problems:
+            replies = self._adjust(adjustment)  # a refused change leaves us here, as we were
+            accepted = not any(r.kind == "error" for r in replies)
+            if accepted and not adjustment.columns and not self.state.pending_consent:
                 self._go("plan")  # changing the plan means the reading is accepted
-            return self._adjust(adjustment)
+            return replies
         return [
             Reply(
                 "Press **Enter** if I read your data right, or tell me what to correct (`/help`)."
@@ -900,9 +961,37 @@ class Planner:
         self.state.forecast = result
         return result
 
-    def _adjust(self, adjustment) -> list[Reply]:
+    def _adjust(self, adjustment, consented: bool = False) -> list[Reply]:
+        """Apply a plan change, or refuse it and leave everything as it was: the plan, the
+        stage, the limits, the pending questions."""
         if adjustment.problems:
-            return [Reply("I could not apply that: " + "; ".join(adjustment.problems), "error")]
+            return [
+                Reply(
+                    "I could not apply that: "
+                    + "; ".join(adjustment.problems)
+                    + ". The plan is unchanged.",
+                    "error",
+                )
+            ]
+        saved = copy.deepcopy(self.state.to_dict())
+        try:
+            replies = self._apply_adjustment(adjustment, consented)
+        except TuningError as exc:
+            self.state = PlannerState.from_dict(saved)
+            if isinstance(exc, PlanError):  # a value out of range: say so, keep the plan
+                problems = exc.message.split("\n- ")[1:] or [exc.message]
+                return [
+                    Reply(
+                        "I kept the plan as it was: " + "; ".join(problems) + ".",
+                        "error",
+                    )
+                ]
+            raise
+        if any(r.kind == "error" for r in replies):
+            self.state = PlannerState.from_dict(saved)
+        return replies
+
+    def _apply_adjustment(self, adjustment, consented: bool = False) -> list[Reply]:
         if adjustment.columns:
             if not self.state.spec:
                 return [Reply("Load a data file first.")]
@@ -912,6 +1001,14 @@ class Planner:
         if not self.state.plan:
             return [Reply("There is no plan yet: give me a data file first.")]
         changes = dict(adjustment.changes)
+        for name in CONSENT_FIELDS:  # consents come from a yes to a named model, never typed
+            changes.pop(name, None)
+        if "base_model" in changes:
+            changes["base_model"] = typed_model(changes["base_model"])
+            consent = self._model_consent(changes["base_model"], adjustment, consented)
+            if consent is None:  # asked: nothing changes until the person answers
+                return [Reply(models.consent_question(self.state.pending_consent["files"]))]
+            changes.update(consent)
         if adjustment.constraints:
             self.state.constraints = {**self.state.constraints, **adjustment.constraints}
             self._analyse(self._spec())
@@ -937,7 +1034,7 @@ class Planner:
                 ]
             changes.update(freezing="bottom_k", freeze_layers=layers - keep)
         if changes.get("freezing") == "lora" and "lora_rank" in changes:
-            changes.setdefault("lora_alpha", 2 * changes["lora_rank"])
+            changes.setdefault("lora_alpha", max(1, 2 * changes["lora_rank"]))
         if "freezing" in changes and "pooling" not in changes:
             from tuning_core.recommend import model_facts, pooling_for
 
@@ -954,21 +1051,80 @@ class Planner:
         plan = Plan.from_dict(self.state.plan).replace(**changes)  # PlanError says what is wrong
         self.state.plan = plan.to_dict()
         self.state.changed = sorted(
-            set(self.state.changed) | set(changes) - {"extras", "base_model"}
+            set(self.state.changed) | set(changes) - {"extras", "base_model", *CONSENT_FIELDS}
         )
         if "base_model" in changes and self.state.spec:
             # a new model means a new tokenizer: profile and recommend again, then show the plan
             self.state.constraints = {**self.state.constraints, "base_model": changes["base_model"]}
             self._analyse(self._spec())
             self._go("plan")
+            agreed = [
+                what
+                for key, what in (
+                    ("trust_remote_code", "its own code"),
+                    ("allow_pickle_weights", "its pickle weights"),
+                )
+                if changes.get(key)
+            ]
+            note = f" (you allowed {' and '.join(agreed)} for this model only)" if agreed else ""
             return [
-                Reply(f"Base model → `{changes['base_model']}`; token lengths measured again."),
+                Reply(
+                    f"Base model → `{changes['base_model']}`{note}; token lengths measured again."
+                ),
                 self._plan_reply(),
             ]
         said = ", ".join(
-            f"{k.replace('_', ' ')} → {fmt_number(v)}" for k, v in changes.items() if k != "extras"
+            f"{k.replace('_', ' ')} → {fmt_number(v)}"
+            for k, v in changes.items()
+            if k not in ("extras", *CONSENT_FIELDS)
         )
         return [Reply(f"Done: {said}."), self._plan_reply()]
+
+    def _model_consent(self, name: str, adjustment, consented: bool) -> dict | None:
+        """The consent fields for switching to model `name`: none needed (any earlier consent
+        is dropped: it was for another model), the yes just given, one already given for this
+        very model; or None after asking (the question is pending). ModelError when the model
+        cannot be loaded at all (missing folder or weights, unknown name offline)."""
+        files = models.check_model_files(name)
+        needs = models.consents_needed(files)
+        if not any(needs.values()):
+            return {
+                "trust_remote_code": False,
+                "allow_pickle_weights": False,
+                "consent_model": None,
+            }
+        plan = self.state.plan or {}
+        if not consented and plan.get("consent_model") == name:
+            consented = all(plan.get(k) for k, on in needs.items() if on)
+        if consented:
+            return {**needs, "consent_model": name}
+        self.state.pending_consent = {
+            "model": name,
+            "files": files,
+            "changes": {k: v for k, v in adjustment.changes.items() if k != "base_model"},
+            "constraints": dict(adjustment.constraints),
+            "freeze_top": adjustment.freeze_top,
+        }
+        return None
+
+    def _confirm_consent(self, text: str) -> list[Reply]:
+        pending, self.state.pending_consent = self.state.pending_consent, None
+        if not YES.fullmatch(text.lower().strip()):
+            current = (self.state.plan or {}).get("base_model", "")
+            return [
+                Reply(f"Nothing allowed: I kept the model `{current}` and left the plan as it was.")
+            ]
+        from assistant.adjust import Adjustment
+
+        adjustment = Adjustment(
+            changes={**pending["changes"], "base_model": pending["model"]},
+            constraints=pending["constraints"],
+            freeze_top=pending["freeze_top"],
+        )
+        replies = self._adjust(adjustment, consented=True)
+        if self.state.stage == "review" and not any(r.kind == "error" for r in replies):
+            self._go("plan")
+        return replies
 
     @staticmethod
     def _model_layers(name: str) -> int | None:
@@ -1017,15 +1173,16 @@ class Planner:
             return [Reply("Nothing to train yet: tell me the task and the data file first.")]
         if self.state.stage == "run":
             return [Reply("Training is already running.")]
+        # the model still there, with its weights, and loadable with what was agreed to
+        models.check_model(Plan.from_dict(self.state.plan, "the session").to_dict())
         run_dir = Path(self.state.run_dir) if self.state.run_dir else None
         resumable = (
             run_dir is not None
-            and runs.read_status(run_dir).get("state") in ("stopped", "dead")
+            and resumable_status(runs.read_status(run_dir))
             and runs.read_report(run_dir) is None
             and (run_dir / "plan.json").exists()
-            and same_run_plan(
-                Plan.from_json((run_dir / "plan.json").read_text()).to_dict(), self.state.plan
-            )
+            and (ran := _run_plan(run_dir)) is not None
+            and same_run_plan(ran, self.state.plan)
         )
         if resumable:
             runs.start_worker(run_dir)
@@ -1106,12 +1263,12 @@ class Planner:
         if not self.state.run_dir or runs.read_report(Path(self.state.run_dir)) is None:
             return [Reply("There is no finished run to export yet.")]
         target = (
-            Path(arg).expanduser()
+            typed_path(arg)
             if arg
             else self.runs_dir.parent / "export" / (self.state.run_id or "run")
         )
         out = export_bundle(Path(self.state.run_dir), target, overwrite=not arg)
-        self.state.export_dir = str(out.resolve())
+        self.state.export_dir = str(out)
         self._go("export")
         return [
             Reply(
@@ -1138,9 +1295,11 @@ class Planner:
         if s.run_dir:
             status = runs.read_status(Path(s.run_dir))
             line = f"**Run:** `{s.run_id}` {status.get('state')}"
-            events, _ = runs.read_events(Path(s.run_dir))
+            running = status.get("state") in ("running", "starting")
+            # the newest events only: a long run's file holds hundreds of thousands
+            events = runs.read_last_events(Path(s.run_dir)) if running else []
             logs = [e for e in events if e.get("type") == "log"]
-            if logs and status.get("state") in ("running", "starting"):
+            if logs and running:
                 last = logs[-1]
                 line += f", step {last['step']}/{last['max_steps']}, loss {last['loss']:.4f}, ETA {last['eta_s']:.0f} s"
             if status.get("headline"):

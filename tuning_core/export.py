@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 import pprint
+import secrets
 import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -349,26 +349,117 @@ def write_model(run_dir: Path, report: dict, target: Path, form: str) -> None:
         raise ExportError(f"This run tuned the model itself, so there is no adapter to {form}")
     if form == "merged":
         labels = (report.get("test") or {}).get("labels")
-        model, tokenizer, _ = load_classifier(source, labels)
+        plan_file = run_dir / "plan.json"  # its consents (model code, pickle weights), if any
+        plan = report.get("trained_plan") or (
+            json.loads(plan_file.read_text()) if plan_file.exists() else {}
+        )
+        model, tokenizer, _ = load_classifier(source, labels, plan)
         model.merge_and_unload().save_pretrained(target, safe_serialization=True)
         tokenizer.save_pretrained(target)
         return
     shutil.copytree(source, target)
 
 
+BUNDLE_FILES = (
+    "train.py",
+    "search.py",
+    "plan.json",
+    "plan.yaml",
+    "model_card.md",
+    "requirements.txt",
+    "README.md",
+    "model",
+)
+# an export in progress writes into a hidden folder beside the target named
+# ".<target>.partial-<pid>-<random>", renamed into place only when complete; one whose process
+# died (a kill, a power cut) is removed by the next export to the same target (and a previous
+# bundle it had moved aside, ".<target>.previous-<pid>-<random>", put back)
+PARTIAL = ".partial-"
+PREVIOUS = ".previous-"  # with overwrite: the previous bundle, until the new one is in place
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process
+        return True
+    return True
+
+
+def _remove_stale_partials(out_dir: Path) -> None:
+    """Clean up after exports to `out_dir` whose process died: delete their unfinished
+    folders, and put back a previous bundle that one had moved aside."""
+    for kind in (PREVIOUS, PARTIAL):
+        for stale in sorted(out_dir.parent.glob(f".{out_dir.name}{kind}*")):
+            pid = stale.name[len(f".{out_dir.name}{kind}") :].split("-")[0]
+            if not (pid.isdigit() and stale.is_dir()) or _pid_alive(int(pid)):
+                continue
+            if kind == PREVIOUS and not out_dir.exists():
+                os.replace(stale, out_dir)
+            else:
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def _make_staging(out_dir: Path) -> Path:
+    """A new, empty, hidden folder beside `out_dir` (made like any mkdir, under the umask)."""
+    while True:
+        staging = out_dir.with_name(f".{out_dir.name}{PARTIAL}{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            staging.mkdir()
+            return staging
+        except FileExistsError:
+            continue
+
+
+def _check_target(out_dir: Path, overwrite: bool) -> None:
+    """ExportError when `out_dir` cannot take a bundle: a file, a folder with other things in
+    it, a place that cannot be written."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir} exists and is not a folder; choose a new folder")
+    if out_dir.is_dir():
+        present = [p.name for p in out_dir.iterdir()]
+        if present and not overwrite:
+            raise ExportError(
+                f"{out_dir} already exists and is not empty; choose a new folder (I never write "
+                "over an existing one)"
+            )
+        foreign = sorted(set(present) - set(BUNDLE_FILES))
+        if foreign:
+            raise ExportError(
+                f"{out_dir} holds files that are not part of a bundle ({', '.join(foreign[:5])}); "
+                "choose a new folder"
+            )
+    parent = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ExportError(f"{parent} is a file, so {out_dir} cannot be made; choose a new folder")
+    if parent is None or not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(
+            f"Cannot write to {parent or out_dir}: permission denied. Choose a folder you can "
+            "write to"
+        )
+
+
 def export_bundle(
     run_dir: Path, out_dir: Path, overwrite: bool = False, model: str | None = None
 ) -> Path:
     """Write the bundle for the finished run in `run_dir` into `out_dir` (with `model`, also
-    the trained model in `model/`, in one of `MODEL_FORMS`)."""
-    run_dir, out_dir = Path(run_dir), Path(out_dir).expanduser()
+    the trained model in `model/`, in one of `MODEL_FORMS`); returns its absolute path.
+
+    Atomic: everything is written into a temporary folder beside `out_dir` and renamed into
+    place when complete, so an interrupted export leaves no partial bundle. `out_dir` must be
+    new or empty; with `overwrite`, a previous bundle there is replaced as a whole (it stays
+    intact until the new one is complete)."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir).expanduser().resolve()
     report_path = run_dir / "report.json"
     if not report_path.exists():
         raise ExportError("The run has no results yet; export after it finishes")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportError(f"{out_dir} exists and is not a folder")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ExportError(f"{out_dir} is not empty; choose a new folder")
+    try:  # first undo what an export killed half-way left, then look at the target
+        _remove_stale_partials(out_dir)
+    except OSError:
+        pass  # nothing to clean, or nothing we may clean: the check below says what matters
+    _check_target(out_dir, overwrite)
     plan = json.loads((run_dir / "plan.json").read_text())
     data = json.loads((run_dir / "data.json").read_text())
     report = json.loads(report_path.read_text())
@@ -386,23 +477,33 @@ def export_bundle(
         "requirements.txt": render_requirements(versions, plan),
         "README.md": render_readme(plan, data, report, versions),
     }
-    # write everything into a temporary folder beside the target, then move it in place
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = _make_staging(out_dir)
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise ExportError(f"Cannot write the bundle beside {out_dir}: {why}") from exc
+    previous = None
     try:
         for name, text in files.items():
             (staging / name).write_text(text, encoding="utf-8")
         if model:
             write_model(run_dir, report, staging / "model", model)
-        if out_dir.exists():
-            for name in [*files, *(["model"] if model else [])]:
-                if name == "model" and (out_dir / name).exists():
-                    shutil.rmtree(out_dir / name)
-                os.replace(staging / name, out_dir / name)
-        else:
-            os.replace(staging, out_dir)
+        if out_dir.is_dir() and any(out_dir.iterdir()):  # overwrite: keep the old one aside
+            previous = staging.with_name(staging.name.replace(PARTIAL, PREVIOUS, 1))
+            os.replace(out_dir, previous)
+        os.replace(staging, out_dir)  # onto a missing or empty folder: one atomic rename
+    except BaseException as exc:  # a full disk, a Ctrl-C: the previous bundle goes back
+        if previous is not None and previous.exists() and not out_dir.exists():
+            os.replace(previous, out_dir)
+        if isinstance(exc, OSError):
+            why = exc.strerror or exc
+            raise ExportError(f"Cannot write the bundle to {out_dir}: {why}") from exc
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if previous is not None and out_dir.exists():
+            shutil.rmtree(previous, ignore_errors=True)
     return out_dir
 
 

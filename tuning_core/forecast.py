@@ -198,7 +198,10 @@ def _calibrate_here(plan: dict, data: dict, steps: int) -> dict:
     torch.manual_seed(int(plan.get("seed", 42)))
     model = recipe.build_model(plan, labels)
     model.train()
-    tokenizer = AutoTokenizer.from_pretrained(recipe.resolve_model(plan["base_model"]))
+    tokenizer = AutoTokenizer.from_pretrained(
+        recipe.resolve_model(plan["base_model"]),
+        trust_remote_code=recipe.model_load_options(plan)["trust_remote_code"],
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=float(plan["learning_rate"]))
     label_id = {y: i for i, y in enumerate(labels)}

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import json
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from tuning_core.errors import PlanError
@@ -60,6 +61,13 @@ class Plan:
 
     task: str = "single_label_classification"
     base_model: str = EMBEDDED_MODEL_ID
+    # consents the person gave in the conversation for one named model (`consent_model`, which
+    # must be `base_model` while either is on): run the model's own Python code from its folder
+    # or the hub (transformers' trust_remote_code), and read pickle weight files
+    # (pytorch_model.bin, which can run code when loaded) where there are no safetensors
+    trust_remote_code: bool = False
+    allow_pickle_weights: bool = False
+    consent_model: str | None = None
     max_length: int = 128
     # freezing
     freezing: str = "none"
@@ -113,6 +121,16 @@ class Plan:
 
         check(self.task in TASK_CHOICES, f"task must be one of {', '.join(TASK_CHOICES)}")
         check(bool(str(self.base_model).strip()), "base_model must name a model")
+        for name in ("trust_remote_code", "allow_pickle_weights"):
+            value = getattr(self, name)
+            check(isinstance(value, bool), f"{name} must be true or false, got {value!r}")
+        granted = [n for n in ("trust_remote_code", "allow_pickle_weights") if getattr(self, n)]
+        if granted:
+            check(
+                self.consent_model == self.base_model,
+                f"{' and '.join(granted)} was agreed for model {self.consent_model!r}, not for "
+                f"base_model {self.base_model!r}: a consent holds for the model it was given for",
+            )
         check(8 <= self.max_length <= 8192, f"max_length must be 8..8192, got {self.max_length}")
         check(
             self.freezing in FREEZING_CHOICES,
@@ -221,10 +239,13 @@ class Plan:
         return json.dumps(self.to_dict(), sort_keys=True, indent=2)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Plan:
-        """Build and validate a plan; unknown or wrong-typed fields are all reported at once."""
+    def from_dict(cls, raw: dict[str, Any], source: str | None = None) -> Plan:
+        """Build and validate a plan; unknown or wrong-typed fields are all reported at once.
+
+        `source` (a file, "the session") names where the plan came from in the message."""
+        where = f" in {source}" if source else ""
         if not isinstance(raw, dict):
-            raise PlanError(f"A plan must be a JSON object, got {type(raw).__name__}")
+            raise PlanError(f"The plan{where} must be a JSON object, got {type(raw).__name__}")
         known = {f.name: f for f in fields(cls)}
         problems: list[str] = []
         values: dict[str, Any] = {}
@@ -239,17 +260,32 @@ class Plan:
                 values[key] = _coerce(value, expected)
             except (TypeError, ValueError):
                 problems.append(f"{key} must be {expected.__name__}, got {value!r}")
+        if not problems:
+            problems = cls(**values).problems()
         if problems:
-            raise PlanError("The plan has problems:\n- " + "\n- ".join(problems))
-        return cls(**values).validate()
+            raise PlanError(f"The plan{where} has problems:\n- " + "\n- ".join(problems))
+        return cls(**values)
 
     @classmethod
-    def from_json(cls, text: str) -> Plan:
+    def from_json(cls, text: str, source: str | None = None) -> Plan:
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise PlanError(f"The plan is not valid JSON: {exc}") from exc
-        return cls.from_dict(raw)
+            where = f" in {source}" if source else ""
+            raise PlanError(f"The plan{where} is not valid JSON: {exc}") from exc
+        return cls.from_dict(raw, source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        """The plan in JSON file `path`; PlanError naming the file when it cannot be used."""
+        path = Path(path).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise PlanError(f"There is no plan file {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PlanError(f"Cannot read the plan file {path}: {exc}") from exc
+        return cls.from_json(text, str(path))
 
 
 def _space_problems(name: str, space: Any) -> list[str]:
@@ -283,6 +319,9 @@ class _Optional:
 _FIELD_TYPES: dict[str, Any] = {
     "task": str,
     "base_model": str,
+    "trust_remote_code": bool,
+    "allow_pickle_weights": bool,
+    "consent_model": _Optional(str),
     "max_length": int,
     "freezing": str,
     "freeze_layers": int,

