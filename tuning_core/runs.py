@@ -8,6 +8,7 @@ signals the process; the training itself is `tuning_core.worker` over `tuning_co
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -34,7 +35,8 @@ def prepare_run(run_dir: Path, plan: dict, data: dict) -> Path:
     run_dir = Path(run_dir)
     if (run_dir / "status.json").exists():
         raise RunError(f"{run_dir} already holds a run; resume it or pick a new folder")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    run_dir.chmod(0o700)  # private to the person whatever the umask: it holds their data's path
     write_json_atomic(run_dir / "plan.json", plan)
     write_json_atomic(run_dir / "data.json", data)
     write_json_atomic(run_dir / "status.json", {"state": "created"})
@@ -42,8 +44,26 @@ def prepare_run(run_dir: Path, plan: dict, data: dict) -> Path:
 
 
 def start_worker(run_dir: Path, env: dict[str, str] | None = None) -> int:
-    """Start `python -m tuning_core.worker RUN_DIR` detached from this terminal; its pid."""
+    """Start `python -m tuning_core.worker RUN_DIR` detached from this terminal; its pid.
+
+    RunError when a live worker already trains in the folder (two callers at once are put in
+    line by a lock file, and the worker itself holds the folder's lock while it runs)."""
     run_dir = Path(run_dir)
+    fd = os.open(run_dir / ".start.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        status = read_status(run_dir)
+        if status.get("state") in ("starting", "running"):
+            raise RunError(
+                f"{run_dir} is being trained by process {status.get('pid')}; "
+                "stop that run first or wait for it"
+            )
+        return _spawn_worker(run_dir, env)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _spawn_worker(run_dir: Path, env: dict[str, str] | None) -> int:
     log = open(run_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
     child_env = {**os.environ, **(env or {})}
     # the child must import this very tuning_core, installed or not
@@ -124,6 +144,28 @@ def read_events(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], i
         except json.JSONDecodeError:
             continue
     return events, offset + end
+
+
+def read_last_events(run_dir: Path, tail_bytes: int = 65536) -> list[dict[str, Any]]:
+    """The complete events in the last `tail_bytes` of the run's event file (the newest ones),
+    without reading a long run's whole file."""
+    path = Path(run_dir) / "events.jsonl"
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - tail_bytes))
+            chunk = fh.read()
+    except FileNotFoundError:
+        return []
+    if size > tail_bytes:
+        chunk = chunk[chunk.find(b"\n") + 1 :]  # the first line is cut: skip it
+    events = []
+    for line in chunk[: chunk.rfind(b"\n") + 1].splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events
 
 
 def read_report(run_dir: Path) -> dict[str, Any] | None:

@@ -201,6 +201,44 @@ def open_study(
     )
 
 
+def _rng_states(sampler) -> list:
+    """The numpy random states that a seeded TPE sampler draws from (its own and that of the
+    random sampler behind its first trials); empty for a sampler without them."""
+    found = []
+    for owner in (sampler, getattr(sampler, "_random_sampler", None)):
+        lazy = getattr(owner, "_rng", None)
+        if lazy is not None and hasattr(lazy, "rng"):
+            found.append(lazy.rng)
+    return found
+
+
+def sampler_state(sampler) -> list:
+    """The sampler's random states as JSON-ready lists."""
+    out = []
+    for rng in _rng_states(sampler):
+        name, keys, pos, has_gauss, cached = rng.get_state()
+        out.append([name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)])
+    return out
+
+
+def restore_sampler(study) -> bool:
+    """Put the study's sampler back where it was after the newest trial drew its values, so a
+    search resumed after a kill draws what an uninterrupted one would have drawn (a fresh
+    sampler with the same seed would start its sequence again). False when nothing was saved."""
+    import numpy as np
+
+    saved = [t for t in study.get_trials(deepcopy=False) if "sampler_rng" in t.user_attrs]
+    if not saved:
+        return False
+    states = saved[-1].user_attrs["sampler_rng"]
+    rngs = _rng_states(study.sampler)
+    if len(states) != len(rngs):
+        return False
+    for rng, (name, keys, pos, has_gauss, cached) in zip(rngs, states, strict=True):
+        rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    return True
+
+
 def retry_abandoned(study) -> list[int]:
     """Trials left RUNNING by a process that died: marked failed, their values queued again."""
     from optuna.trial import TrialState
@@ -245,11 +283,15 @@ def run_search(
     study = open_study(out_dir, int(plan["seed"]), pruner, max_epochs, storage)
     # a shared study's running trials may belong to live workers: its heartbeat retries the dead
     retried = [] if storage else retry_abandoned(study)
+    if not storage:  # a seeded sampler: it goes on from where the killed search left it
+        restore_sampler(study)
     metric = plan.get("metric", "macro_f1")
     started = time.monotonic()
 
     def objective(trial) -> float:
         trial_plan = suggest(trial, plan)
+        if not storage:  # what a resumed search needs to draw the next trial's values alike
+            trial.set_user_attr("sampler_rng", sampler_state(study.sampler))
         trial.set_user_attr("plan", trial_plan)
         trial.set_user_attr("epochs", float(trial_plan["epochs"]))  # the pruner's yardstick
         reason = too_big(trial_plan) if too_big else None

@@ -9,6 +9,8 @@ uninterrupted run. The seed and the library versions are stored with the run.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import platform
@@ -31,13 +33,28 @@ STEP_DELAY_ENV = "TUNESMITH_TEST_STEP_DELAY"
 # Tests set "STEP:BATCH" to raise an out-of-memory error at update STEP while the micro-batch is
 # larger than BATCH, as a GPU that is too small would; never set otherwise.
 OOM_ENV = "TUNESMITH_TEST_OOM"
+# held (flock) by the worker training in a run folder: a second worker there exits at once
+LOCK_NAME = "worker.lock"
 
 
 class EventLog:
-    """Appends one JSON object per line; each line is written with a single write call."""
+    """Appends one JSON object per line; each line is written with a single write call.
+
+    A worker killed in the middle of a write can leave half a line at the end; the next worker
+    ends it first, so that its own first event is not glued to it (readers skip the broken one).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        try:
+            with open(path, "rb+") as fh:
+                fh.seek(0, os.SEEK_END)
+                if fh.tell():
+                    fh.seek(-1, os.SEEK_END)
+                    if fh.read(1) != b"\n":
+                        fh.write(b"\n")
+        except FileNotFoundError:
+            pass
 
     def append(self, event: dict[str, Any]) -> None:
         line = json.dumps({"time": round(time.time(), 3), **event}, sort_keys=True) + "\n"
@@ -153,9 +170,8 @@ def smaller_batch(plan: dict) -> dict | None:
 
 
 def last_checkpoint(folder: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    """The newest checkpoint written to the end (see `recipe.last_complete_checkpoint`)."""
+    return recipe.last_complete_checkpoint(folder)
 
 
 def train_adapting_batch(plan: dict, data: dict, run_dir: Path, events: EventLog, stop, resume):
@@ -289,15 +305,65 @@ def judge_report(report: dict, plan: dict, data: dict) -> dict:
     return verdict
 
 
+def hold_run_lock(run_dir: Path) -> int | None:
+    """Take the run folder's worker lock, an flock that the system drops when this process ends
+    (SIGKILL included, so no stale lock is left). Its file descriptor, kept open for the life of
+    the process, or None when another live worker holds it."""
+    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def failure_message(exc: BaseException) -> str:
+    """One line for the chat: what went wrong, in words where we know them."""
+    if isinstance(exc, recipe.CheckpointError):
+        return str(exc).splitlines()[0][:500]
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return (
+            f"The disk is full ({exc.filename or 'writing the run'}); free some space and resume."
+        )
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+
+
 def run(run_dir: Path) -> int:
     run_dir = Path(run_dir).resolve()
+    lock = hold_run_lock(run_dir)
+    if lock is None:
+        holder = (run_dir / LOCK_NAME).read_text().strip() or "?"
+        print(
+            f"another worker (pid {holder}) is training in {run_dir}; not starting a second one",
+            file=sys.stderr,
+        )
+        return 3
+    try:
+        return _run_holding_lock(run_dir)
+    finally:
+        os.close(lock)  # the lock goes with it (a process that ends drops it anyway)
+
+
+def _run_holding_lock(run_dir: Path) -> int:
+    from tuning_core.errors import TuningError
+    from tuning_core.plan import Plan
+
+    try:  # a plan edited by hand: unknown or wrong-typed fields are named, nothing runs
+        Plan.load(run_dir / "plan.json")
+    except TuningError as exc:
+        write_json_atomic(run_dir / "status.json", {"state": "failed", "error": str(exc)})
+        return 1
     plan = json.loads((run_dir / "plan.json").read_text())
     data = json.loads((run_dir / "data.json").read_text())
     events = EventLog(run_dir / "events.jsonl")
     stop_requested = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
 
-    resume = any((run_dir / "checkpoints").glob("checkpoint-*"))
+    # a checkpoint cut short by a kill or a full disk is deleted here, never resumed from
+    resume = last_checkpoint(run_dir / "checkpoints") is not None
     previous = read_status(run_dir)
     status = {
         "state": "running",
@@ -320,9 +386,12 @@ def run(run_dir: Path) -> int:
                 report["trained_plan"] = plan  # what ran to the end, for the export
     except Exception as exc:  # the run failed: say why, keep the traceback in worker.log
         traceback.print_exc()
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        message = failure_message(exc)
         events.append({"type": "error", "message": message})
-        write_json_atomic(run_dir / "status.json", {**status, "state": "failed", "error": message})
+        # a full disk is not the run's fault: once there is room it resumes where it stopped
+        space = isinstance(exc, recipe.CheckpointError) or getattr(exc, "errno", 0) == errno.ENOSPC
+        failed = {**status, "state": "failed", "error": message, "resumable": space}
+        write_json_atomic(run_dir / "status.json", failed)
         return 1
     if report.get("interrupted"):
         events.append({"type": "stopped", "step": report["global_step"]})
