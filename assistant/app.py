@@ -6,6 +6,12 @@ message; a 0.5 s timer follows the run folder of a training run (`tuning_core.ru
 feeds the run panel, and the run monitor (`assistant.monitor`) while it is open. What the
 replies say is the planner's business; how things look is `assistant.widgets` and `app.tcss`.
 Importing this module loads no torch/transformers.
+
+Nothing shows before it is saved: what the person types appears in the chat once the worker
+has committed it (`TurnSaved`), and replies are committed before they come
+back. A reopened session shows its newest CHAT_PAGE turns, with a button above them for older
+ones. A session open in another tunesmith is offered read-only (`ReadOnlyScreen`); the app
+closes (and so unlocks) a session when it switches to another or exits.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,19 +29,21 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Button, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState
 
 from assistant.conversation import Conversation
 from assistant.planner import Reply
 from assistant.prompt import PromptInput
 from assistant.settings import DEFAULT_THEME, LIGHT_THEME, Settings
-from assistant.store import SessionStore
+from assistant.store import SessionLocked, SessionStore
 from assistant.widgets import (
     NEW_SESSION,
     ChatMessage,
+    OlderTurns,
     PlanPanel,
     QuitScreen,
+    ReadOnlyScreen,
     RunPanel,
     SessionPicker,
 )
@@ -43,6 +52,9 @@ from tuning_core.errors import TuningError
 
 PLACEHOLDER = "Type a message (Enter alone takes the default, /help lists commands)"
 WORKING = {"say": "working…", "opening": "opening the session…", "finish": "reading the results…"}
+CHAT_PAGE = 100  # turns shown when a session opens, and added by each press of "older turns"
+PROMPT_HISTORY = 500  # the person's newest lines offered by the prompt's up arrow
+BIG_BACKLOG_BYTES = 1 << 20  # a followed run's events file larger than this is read sampled
 
 
 @dataclass
@@ -52,6 +64,14 @@ class RepliesReady(Message):
     conversation: Conversation
     job: str
     replies: list[Reply]
+
+
+@dataclass
+class TurnSaved(Message):
+    """What the person typed is committed to the session: it shows in the chat now."""
+
+    conversation: Conversation
+    text: str
 
 
 class TunesmithApp(App):
@@ -91,6 +111,7 @@ class TunesmithApp(App):
         self._run_events: dict[str, list[dict]] = {}  # the events read so far, per run folder
         self._followed: str | None = None  # the run folder the run panel shows
         self._finishing: str | None = None  # the run folder whose results were asked for
+        self._oldest_shown: int | None = None  # the number of the oldest turn in the chat
         self.settings = Settings(Path(home))
         saved_theme = self.settings.get("theme", DEFAULT_THEME)
         if saved_theme in self.available_themes:
@@ -126,6 +147,11 @@ class TunesmithApp(App):
         if problem:  # e.g. `--session` names no session: say so on the terminal and stop
             self.exit(return_code=1, message=f"tunesmith: {problem}")
 
+    def on_unmount(self) -> None:
+        if self.conversation is not None:
+            self._retire(self.conversation)
+            self.conversation = None
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Sessions", "Open a saved session (ctrl+o)", self.action_sessions)
@@ -143,6 +169,9 @@ class TunesmithApp(App):
             self.action_monitor,
         )
         yield SystemCommand(
+            "Older turns", "Show older turns of this session's conversation", self.action_older
+        )
+        yield SystemCommand(
             "New session", "Start a new conversation (ctrl+n)", self.action_new_session
         )
         yield SystemCommand(
@@ -157,43 +186,100 @@ class TunesmithApp(App):
 
     # ------------------------------------------------------------ sessions
 
-    async def _open(self, session_id: str | None) -> str | None:
-        """Make `session_id` (or a new session) the open conversation; what went wrong, if so."""
+    async def _open(
+        self, session_id: str | None, read_only: bool = False, reason: str = ""
+    ) -> str | None:
+        """Make `session_id` (or a new session) the open conversation; what went wrong, if so.
+        A session open in another tunesmith is offered read-only (the answer comes later)."""
         try:
-            conversation = Conversation.start(self.store, session_id)
+            conversation = Conversation.start(self.store, session_id, read_only, reason)
+        except SessionLocked as exc:
+            answer = partial(self._locked_answer, session_id, exc.message)
+            self.push_screen(ReadOnlyScreen(exc.message), answer)
+            return None
         except TuningError as exc:
             self.notify(exc.message, title=exc.title, severity="error", timeout=8)
             return exc.message
+        if self.conversation is not None:
+            self._retire(self.conversation)
         self.conversation = conversation
         self._jobs.clear()
         self._worker = None  # a call still running for the old session is ignored when done
         self._followed = self._finishing = None
         self.query_one(RunPanel).display = False
         self._set_working(None)
-        self.sub_title = f"session {conversation.session_id}"
+        mode = " (read-only)" if conversation.read_only else ""
+        self.sub_title = f"session {conversation.session_id}{mode}"
         chat = self.query_one("#chat", VerticalScroll)
         await chat.remove_children()
-        saved = [
-            ChatMessage(t["role"], t["text"] or "", t.get("kind") or "text")
-            for t in conversation.history()
-        ]
+        turns = conversation.history(limit=CHAT_PAGE)
+        self._oldest_shown = turns[0]["n"] if turns else None
+        hidden = conversation.turn_count(before=self._oldest_shown) if turns else 0
+        if hidden:
+            await chat.mount(OlderTurns(hidden, CHAT_PAGE))
         self.query_one("#prompt", PromptInput).set_history(
-            t["text"] or "" for t in conversation.history() if t["role"] == "user"
+            conversation.session.user_texts(PROMPT_HISTORY)
         )
-        await self._show(saved)
+        await self._show([self._message(t) for t in turns])
         self._refresh_side()
         self._submit("opening")
         return None
 
+    async def _locked_answer(self, session_id: str | None, reason: str, view: bool | None) -> None:
+        """The person's answer to the read-only offer for `session_id`."""
+        if view:
+            await self._open(session_id, read_only=True, reason=reason)
+        elif self.conversation is None and session_id == self.initial_session_id:
+            self.exit(return_code=1, message=f"tunesmith: {reason}")
+        elif self.conversation is None:  # picked at start: pick again (Escape: a new session)
+            self.push_screen(
+                SessionPicker(self.store.list(), None, self.store), self._picked_at_start
+            )
+
+    def _retire(self, conversation: Conversation) -> None:
+        """Close a conversation the app leaves, giving its session's lock back (at once, or
+        once a call still running on it is done)."""
+        conversation.close_soon()
+
+    @staticmethod
+    def _message(turn: dict[str, Any]) -> ChatMessage:
+        return ChatMessage(turn["role"], turn["text"] or "", turn.get("kind") or "text")
+
+    async def action_older(self) -> None:
+        """Show the next CHAT_PAGE older turns above those in the chat."""
+        conversation = self.conversation
+        buttons = self.query(OlderTurns)
+        if conversation is None or self._oldest_shown is None or not buttons:
+            self.notify("The whole conversation is shown.", timeout=3)
+            return
+        button = buttons.first()
+        turns = conversation.history(limit=CHAT_PAGE, before=self._oldest_shown)
+        if turns:
+            self._oldest_shown = turns[0]["n"]
+            chat = self.query_one("#chat", VerticalScroll)
+            chat.release_anchor()
+            await chat.mount_all([self._message(t) for t in turns], after=button)
+        hidden = conversation.turn_count(before=self._oldest_shown) if turns else 0
+        if hidden:
+            button.update_count(hidden, CHAT_PAGE)
+        else:  # all shown: the button goes, and the keys go back to the prompt
+            await button.remove()
+            self.query_one("#prompt", PromptInput).focus()
+
+    @on(Button.Pressed, "#older-turns")
+    async def _older_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        await self.action_older()
+
     def _offer_last_session(self) -> bool:
         """With saved sessions and none named, offer the last one (a new one on Escape)."""
-        saved = [s for s in self.store.list() if "error" not in s]
+        listed = self.store.list()
+        saved = [s for s in listed if "error" not in s]
         if not saved:
             return False
         last = max(saved, key=lambda s: (s.get("updated") or 0.0, s["id"]))
         self.push_screen(
-            SessionPicker(self.store.list(), None, self.store, offer=last["id"]),
-            self._picked_at_start,
+            SessionPicker(listed, None, self.store, offer=last["id"]), self._picked_at_start
         )
         return True
 
@@ -242,16 +328,29 @@ class TunesmithApp(App):
             return
         conversation = self.conversation
         run_dir = conversation.run_dir if conversation is not None else None
-        events: list[dict] = []
-        if conversation is not None and run_dir is not None:
-            events = list(self._run_events.get(str(run_dir), []))
-            if not events and not conversation.running:  # a finished run this app did not follow
-                events = runs.read_events(run_dir)[0]
-        if conversation is None or run_dir is None or not (events or conversation.running):
+        if conversation is None or run_dir is None:
             self.notify("No run yet: start one with Enter after the plan.", timeout=5)
             return
+        run_id = conversation.state.run_id
+        if not run_dir.is_dir():
+            self.notify(
+                f"The folder of run {run_id} is missing ({run_dir}): it was moved or deleted.",
+                title="Run missing",
+                severity="warning",
+                timeout=8,
+            )
+            return
+        events = list(self._run_events.get(str(run_dir), []))
+        load_from = None
+        if not events and not conversation.running:  # a run this app did not follow
+            if not (run_dir / "events.jsonl").exists():
+                self.notify("No run yet: start one with Enter after the plan.", timeout=5)
+                return
+            load_from = run_dir  # the screen reads its events in a thread, from the file
         metric = (conversation.state.plan or {}).get("metric")
-        self.push_screen(RunMonitorScreen(events, conversation.state.run_id, str(run_dir), metric))
+        self.push_screen(
+            RunMonitorScreen(events, run_id, str(run_dir), metric, load_from=load_from)
+        )
 
     async def action_new_session(self) -> None:
         await self._open(None)
@@ -302,7 +401,8 @@ class TunesmithApp(App):
         text = event.value
         event.input.clear()
         self.query_one("#prompt", PromptInput).remember(text)
-        await self._show([ChatMessage("user", text)])
+        if self.busy:  # it shows in the chat once its turn is saved, after the current step
+            self.notify("Your message waits for the current step to finish.", timeout=3)
         self._submit("say", text)
 
     def _submit(self, job: str, arg: Any = None) -> None:
@@ -330,9 +430,12 @@ class TunesmithApp(App):
         def early(reply: Reply) -> None:  # shown while the turn's slow part still runs
             self.post_message(RepliesReady(conversation, "early", [reply]))
 
+        def saved() -> None:  # the person's turn is committed: show it
+            self.post_message(TurnSaved(conversation, arg))
+
         conversation.planner.progress = progress
         if job == "say":
-            replies = conversation.say(arg, on_reply=early)
+            replies = conversation.say(arg, on_reply=early, on_user=saved)
         elif job == "opening":
             replies = conversation.opening()
         else:
@@ -347,6 +450,10 @@ class TunesmithApp(App):
             self.query_one(RunPanel).display = False
             self._followed = self._finishing = None
         self._refresh_side()
+
+    async def on_turn_saved(self, message: TurnSaved) -> None:
+        if message.conversation is self.conversation:
+            await self._show([ChatMessage("user", message.text)])
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -390,14 +497,23 @@ class TunesmithApp(App):
         if self._finishing == key:
             return
         status = runs.read_status(run_dir)
-        if status.get("state") in runs.TERMINAL_STATES:
+        gone = not run_dir.is_dir()  # moved or deleted while followed: say so, stop following
+        if status.get("state") in runs.TERMINAL_STATES or gone:
             self._read_events(panel, run_dir)  # the last lines written before it ended
             self._finishing = key
             self._submit("finish", status)
 
     def _read_events(self, panel: RunPanel, run_dir: Path) -> None:
         key = str(run_dir)
-        events, self._offsets[key] = runs.read_events(run_dir, self._offsets.get(key, 0))
+        offset = self._offsets.get(key, 0)
+        if offset == 0 and self._big_backlog(run_dir):
+            # a long run reopened: its per-step lines sampled (as the monitor reads a file),
+            # not 200,000 lines parsed on the UI thread
+            from assistant.monitor import read_run_backlog
+
+            events, _, self._offsets[key] = read_run_backlog(run_dir)
+        else:
+            events, self._offsets[key] = runs.read_events(run_dir, offset)
         panel.add_events(events)
         self._run_events.setdefault(key, []).extend(events)
         for screen in self.screen_stack:  # the monitor, also under another screen
@@ -409,6 +525,13 @@ class TunesmithApp(App):
                 self.run_worker(
                     self._show([ChatMessage("assistant", r.text, r.kind) for r in replies])
                 )
+
+    @staticmethod
+    def _big_backlog(run_dir: Path) -> bool:
+        try:
+            return (run_dir / "events.jsonl").stat().st_size > BIG_BACKLOG_BYTES
+        except OSError:
+            return False
 
     # ------------------------------------------------------------ display
 

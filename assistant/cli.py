@@ -24,7 +24,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read at import by huggingface_hub: set it first
 
 from assistant.progress import format_event
-from assistant.store import HOME_ENV, SessionStore
+from assistant.store import HOME_ENV, SessionLocked, SessionStore
 from tuning_core.errors import TuningError
 
 
@@ -57,17 +57,28 @@ def run_headless(args: argparse.Namespace) -> int:
     from assistant.conversation import Conversation
 
     store = SessionStore(_home(args))
-    conversation = Conversation.start(store, args.session)
+    try:
+        conversation = Conversation.start(store, args.session)
+    except SessionLocked as exc:  # another tunesmith writes it: show it, write nothing
+        print(f"tunesmith: {exc.message}; opening it read-only.", file=sys.stderr, flush=True)
+        conversation = Conversation.start(store, args.session, read_only=True, reason=exc.message)
     # what a slow step is doing goes to stderr, so stdout stays the conversation
     conversation.planner.progress = lambda text: print(f"… {text}", file=sys.stderr, flush=True)
-    print(f"[session {conversation.session_id}]", flush=True)
+    mode = " read-only" if conversation.read_only else ""
+    print(f"[session {conversation.session_id}{mode}]", flush=True)
+    # every turn printed below is already committed to session.db: a kill at any moment
+    # loses nothing that was shown (the echo of a typed line waits for its turn to be saved)
     _print_replies(conversation.opening())
     if conversation.running:
         _follow(conversation)
     for line in sys.stdin:
         text = line.rstrip("\r\n")
-        print(f"> {text}", flush=True)
-        _print_replies(conversation.say(text, on_reply=lambda reply: _print_replies([reply])))
+        replies = conversation.say(
+            text,
+            on_reply=lambda reply: _print_replies([reply]),
+            on_user=lambda text=text: print(f"> {text}", flush=True),
+        )
+        _print_replies(replies)
         if conversation.running:
             _follow(conversation)
     return 0
@@ -82,17 +93,21 @@ def run_sessions(args: argparse.Namespace) -> int:
         print(f"No sessions in {_home(args)}")
         return 0
     for s in sessions:
-        if "error" in s:
-            print(f"{s['id']}  (cannot be read: {s['error']})")
+        if "error" in s:  # the message names the session and says what is wrong
+            print(f"{s['id']}  ! {s['error']}")
             continue
         updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["updated"] or 0))
         run = s.get("last_run") or {}
         run_text = f"{run.get('status')}" if run else "no run"
         if run.get("headline"):
             run_text += " " + ", ".join(f"{k} {v}" for k, v in run["headline"].items())
+        if run.get("message"):
+            run_text += f" ({run['message']})"
         data = Path(s["data_file"]).name if s["data_file"] else "-"
         title = f'  "{s["title"]}"' if s.get("title") else ""
-        print(f"{s['id']}{title}  {updated}  stage {s['stage']:<7}  data {data}  {run_text}")
+        holder = s.get("open_by")
+        where = f"  open in pid {holder.get('pid') or '?'}" if holder else ""
+        print(f"{s['id']}{title}  {updated}  stage {s['stage']:<7}  data {data}  {run_text}{where}")
     return 0
 
 
@@ -126,12 +141,20 @@ def finished_run(args: argparse.Namespace, to: str) -> tuple[dict, Path, dict]:
     when the session has no finished run (`to` says for what: "export", "report on", ...)."""
     from tuning_core.runs import read_report
 
-    session = SessionStore(_home(args)).open(args.session)
+    # read-only: these verbs work while the app or a chat has the session open
+    session = SessionStore(_home(args)).open(args.session, read_only=True)
     try:
         state = session.load_state() or {}
+    except ValueError as exc:
+        raise TuningError(f"Session {args.session}: its saved state is unreadable ({exc})") from exc
     finally:
         session.close()
     run_dir = state.get("run_dir")
+    if run_dir and not Path(run_dir).is_dir():
+        raise TuningError(
+            f"Session {args.session}: the folder of its run is missing ({run_dir}); it was "
+            f"moved or deleted, so there is nothing to {to}"
+        )
     report = read_report(Path(run_dir)) if run_dir else None
     if report is None:
         raise TuningError(f"Session {args.session} has no finished run to {to}")
@@ -184,7 +207,10 @@ def run_predict(args: argparse.Namespace) -> int:
     out_path = Path(args.out).expanduser() if args.out else None
     if out_path is not None and out_path.is_dir():
         raise TuningError(f"--out {out_path} is a folder; name a file such as predictions.csv")
-    model, tokenizer, labels = load_classifier(folder, (report.get("test") or {}).get("labels"))
+    # the plan carries the consents (model code, pickle weights) the person gave for its model
+    model, tokenizer, labels = load_classifier(
+        folder, (report.get("test") or {}).get("labels"), plan
+    )
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty() or done == total:

@@ -9,16 +9,26 @@ far when it opens and forwards new ones (`add_events`) as its follow timer reads
 events into curves and numbers is `RunHistory`, which touches no widget. The text updates at
 once; the plots are redrawn at most once every REDRAW_S seconds, with at most MAX_POINTS points
 a curve, so a long run never makes a redraw slow.
+
+A run the app did not follow (a finished one) is read from its events file by the screen
+itself (`load_from`): `read_run_events` keeps every event but the per-step `log` lines, of
+which it parses at most about LOG_SAMPLE evenly spaced ones (and the last before each other
+event); the peak memory is still taken over every line. A file over LOAD_INLINE_BYTES is read
+in a thread, so a run of 200,000 events opens the screen at once and its curves follow.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -34,6 +44,66 @@ from tuning_core.judge import metric_name
 REDRAW_S = 0.3  # the plots are redrawn at most this often
 MAX_POINTS = 400  # points drawn a curve; longer curves are thinned evenly (ends kept)
 WAITING = "waiting for the worker to start…"
+LOG_SAMPLE = 4000  # per-step log events parsed from a run's file, at most (about)
+LOAD_INLINE_BYTES = 1 << 20  # events files up to this size are read at once, larger in a thread
+LOG_MARK = b'"type": "log"'  # how the worker's json.dumps writes a log event's type
+MEMORY_RE = re.compile(rb'"memory_mb": ([0-9.eE+-]+)')
+
+
+def read_run_events(
+    run_dir: Path, max_logs: int = LOG_SAMPLE
+) -> tuple[list[dict[str, Any]], float | None]:
+    """A run's events for the monitor, and the peak `memory_mb` over all of its log lines
+    (see `read_run_backlog`)."""
+    events, peak, _ = read_run_backlog(run_dir, max_logs)
+    return events, peak
+
+
+def read_run_backlog(
+    run_dir: Path, max_logs: int = LOG_SAMPLE
+) -> tuple[list[dict[str, Any]], float | None, int]:
+    """A run's events for the monitor, the peak `memory_mb` over all of its log lines, and
+    the byte offset after the last complete line (to follow the file from).
+
+    Every event but `log` ones is kept, in order; of the log lines, every k-th (k chosen so
+    that about `max_logs` are kept), the last one before each other event and the very last.
+    Curves are thinned to MAX_POINTS points when drawn, so they look the same; parsing
+    200,000 JSON lines would take seconds."""
+    try:
+        data = (Path(run_dir) / "events.jsonl").read_bytes()
+    except OSError:
+        return [], None, 0
+    data = data[: data.rfind(b"\n") + 1]  # a line being written is not complete yet
+    peak = max((float(m) for m in MEMORY_RE.findall(data)), default=None)
+    stride = max(1, math.ceil(data.count(LOG_MARK) / max(1, max_logs)))
+    events: list[dict[str, Any]] = []
+
+    def parse(line: bytes) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(event, dict):
+            events.append(event)
+
+    skipped = None  # the newest log line not parsed
+    count = 0
+    for line in data.split(b"\n"):
+        if not line:
+            continue
+        if LOG_MARK in line:
+            count += 1
+            if count % stride:
+                skipped = line
+                continue
+            skipped = None
+        elif skipped is not None:
+            parse(skipped)
+            skipped = None
+        parse(line)
+    if skipped is not None:
+        parse(skipped)
+    return events, peak, len(data)
 
 
 class Curve:
@@ -254,10 +324,15 @@ class RunMonitorScreen(Screen):
         run_id: str | None = None,
         run_key: str | None = None,
         metric: str | None = None,
+        load_from: Path | None = None,
     ) -> None:
+        """`load_from`: a run folder whose events file the screen reads itself (see
+        `read_run_events`), for a run the app has not been following."""
         super().__init__()
         self.run_id = run_id
         self.run_key = run_key  # the run folder, as the app keys it
+        self.load_from = Path(load_from) if load_from is not None else None
+        self.loading = False
         self.events: list[dict[str, Any]] = list(events)
         self.history = RunHistory(metric)
         self.history.feed(self.events)
@@ -283,9 +358,38 @@ class RunMonitorScreen(Screen):
         for plot_id in ("#loss-plot", "#metric-plot"):
             plt = self.query_one(plot_id, PlotextPlot).plt
             plt.xlabel("step")
+        if self.load_from is not None:
+            path = self.load_from / "events.jsonl"
+            if path.exists() and path.stat().st_size > LOAD_INLINE_BYTES:
+                self.loading = True
+                self._load_in_thread(self.load_from)
+            else:
+                self._loaded(*read_run_events(self.load_from), show=False)
         self._show_text()
         self._show_trials()
         self._redraw()
+
+    @work(thread=True, exclusive=True, group="monitor-load")
+    def _load_in_thread(self, run_dir: Path) -> None:
+        events, peak = read_run_events(run_dir)
+        try:
+            self.app.call_from_thread(self._loaded, events, peak)
+        except RuntimeError:
+            pass  # the app has closed meanwhile
+
+    def _loaded(self, events: list[dict[str, Any]], peak: float | None, show: bool = True) -> None:
+        """The events read from the run's file (before any the app forwarded since)."""
+        self.loading = False
+        self.events[:0] = events
+        history = RunHistory(self.history.metric)
+        history.feed(self.events)
+        if peak is not None:
+            history.peak_memory_mb = max(peak, history.peak_memory_mb or 0.0)
+        self.history = history
+        if show and self.is_mounted:
+            self._show_text()
+            self._show_trials()
+            self._schedule_redraw()
 
     def add_events(self, events: list[dict[str, Any]]) -> None:
         """New events of the run, in order (from the app's follow timer)."""
@@ -310,7 +414,8 @@ class RunMonitorScreen(Screen):
         style = "red" if state.startswith(("error", "out of memory")) else "green"
         title.append(f"  {state}", style=style if state != WAITING else "dim")
         self.query_one("#monitor-title", Static).update(title)
-        self.query_one("#monitor-line", Static).update(progress_line(self.history))
+        line = "reading the run's events…" if self.loading else progress_line(self.history)
+        self.query_one("#monitor-line", Static).update(line)
 
     def _show_trials(self) -> None:
         table = self.query_one("#monitor-trials", DataTable)

@@ -1,15 +1,19 @@
 """The app's own preferences (the theme), in `settings.json` beside the sessions.
 
 A missing or unreadable file gives the defaults; a write goes to a temporary name first and is
-renamed over the old file, so a crash leaves the previous settings whole.
+renamed over the old file, so a crash leaves the previous settings whole. The file is private
+to the user (0600) whatever the umask, and a sessions home made here is 0700.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from assistant.store import make_private_dir
 
 DEFAULT_THEME = "textual-dark"
 LIGHT_THEME = "textual-light"
@@ -34,10 +38,17 @@ class Settings:
         if values.get(name) == value:
             return
         values[name] = value
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(values, indent=1, sort_keys=True), encoding="utf-8")
+            make_private_dir(self.path.parent)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                os.fchmod(fh.fileno(), 0o600)  # os.open's mode is cut by the umask
+                fh.write(json.dumps(values, indent=1, sort_keys=True))
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, self.path)
         except OSError:
-            pass  # a preference that cannot be saved is not worth interrupting anyone for
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            # a preference that cannot be saved is not worth interrupting anyone for

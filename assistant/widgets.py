@@ -1,15 +1,17 @@
-"""The app's widgets and modal screens: chat messages, the plan panel, the run panel, the
-session picker (with its title and delete dialogs) and the quit confirmation.
+"""The app's widgets and modal screens: chat messages (and the button that shows older ones),
+the plan panel, the run panel, the session picker (with its title and delete dialogs), the
+read-only offer for a session open elsewhere, and the quit confirmation.
 
 They only display what they are given (plan dicts, run events, session summaries). None of
 them calls the conversation or the training core: the app (`assistant.app`) does that in
 worker threads and hands the results here. The one exception is the session picker, which
 renames and deletes saved sessions through the `SessionStore` it is given (small, quick
-writes to sessions that are not open).
+writes; a session another tunesmith has open is refused with a message).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,7 +35,7 @@ from textual.widgets import (
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from assistant.planner import STAGES, plan_rows
-from assistant.store import SessionStore, clean_title, run_is_active
+from assistant.store import SessionLocked, SessionStore, clean_title, run_is_active
 from tuning_core.errors import SessionError
 
 NEW_SESSION = "__new__"
@@ -55,6 +57,39 @@ class ChatMessage(Static):
         super().__init__(RichMarkdown(text), classes=f"message {role} {kind}")
         self.role = role
         self.kind = kind
+
+
+class OlderTurns(Button):
+    """At the top of the chat when older turns are not shown: pressing it shows more."""
+
+    DEFAULT_CSS = """
+    OlderTurns {
+        width: 100%;
+        height: 1;
+        min-height: 1;
+        border: none;
+        margin: 1 0 0 0;
+        background: $panel;
+        color: $text-muted;
+    }
+    OlderTurns:focus {
+        text-style: bold reverse;
+    }
+    """
+
+    def __init__(self, hidden: int, page: int) -> None:
+        super().__init__(self.text(hidden, page), id="older-turns", compact=True)
+        self.hidden = hidden
+
+    @staticmethod
+    def text(hidden: int, page: int) -> str:
+        more = min(hidden, page)
+        turns = "turn" if hidden == 1 else "turns"
+        return f"▲ {hidden:,} older {turns}: show {more:,} more"
+
+    def update_count(self, hidden: int, page: int) -> None:
+        self.hidden = hidden
+        self.label = self.text(hidden, page)
 
 
 class PlanPanel(Vertical, can_focus=True):
@@ -227,8 +262,8 @@ def session_prompt(
 ) -> Text:
     """One line of the session picker. `title_width` pads (or cuts) the title to a column
     shared by all lines; by default the title takes what it needs, up to TITLE_COLUMN."""
-    if "error" in summary:
-        return Text(f"{summary['id']}  cannot be read: {summary['error']}", style="red")
+    if "error" in summary:  # the message names the session and says what is wrong
+        return Text(str(summary["error"]), style="red")
     data = _short(Path(summary["data_file"]).name, 20) if summary.get("data_file") else ""
     data = data or "no data yet"
     title = summary.get("title") or ""
@@ -244,7 +279,15 @@ def session_prompt(
     text.append(f"  {('run ' + str(run['status'])) if run else 'no run'}", style="dim")
     if summary["id"] == current:
         text.append("  (open)", style="green")
+    elif elsewhere(summary):
+        text.append(f"  open in pid {elsewhere(summary).get('pid') or '?'}", style="yellow")
     return text
+
+
+def elsewhere(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The lock holder of a listed session when it is another process, else None."""
+    holder = summary.get("open_by")
+    return holder if holder and holder.get("pid") != os.getpid() else None
 
 
 def _described(session_id: str, summary: dict[str, Any]) -> str:
@@ -349,18 +392,31 @@ class SessionPicker(ModalScreen[str | None]):
         if index is not None:
             option_list.highlighted = min(index, option_list.option_count - 1)
 
+    def _open_elsewhere(self, summary: dict[str, Any], doing: str) -> bool:
+        """Say so (one line) and True when another tunesmith has the session open."""
+        holder = elsewhere(summary)
+        if holder is None:
+            return False
+        message = SessionLocked(summary["id"], holder).message
+        self.notify(f"{message}: close it there before {doing} it.", severity="warning")
+        return True
+
     def action_rename(self) -> None:
         found = self._highlighted()
         if found is None:
             return
         store, summary = found
         session_id = summary["id"]
+        if self._open_elsewhere(summary, "renaming"):
+            return
 
         def renamed(title: str | None) -> None:
             if title is None:
                 return
             try:
                 store.rename(session_id, title)
+            except SessionLocked as exc:  # opened elsewhere since the list was read
+                self.notify(f"{exc}: close it there before renaming it.", severity="warning")
             except (SessionError, ValueError) as exc:
                 self.notify(str(exc), severity="error")
             self._reload(session_id)
@@ -385,6 +441,8 @@ class SessionPicker(ModalScreen[str | None]):
                 severity="warning",
             )
             return
+        if self._open_elsewhere(summary, "deleting"):
+            return
         index = self.query_one(OptionList).highlighted
 
         def answered(really: bool | None) -> None:
@@ -392,6 +450,8 @@ class SessionPicker(ModalScreen[str | None]):
                 return
             try:
                 store.delete(session_id)
+            except SessionLocked as exc:
+                self.notify(f"{exc}: close it there before deleting it.", severity="warning")
             except (SessionError, OSError) as exc:
                 self.notify(str(exc), severity="error")
             else:
@@ -471,6 +531,63 @@ class ConfirmDeleteScreen(ModalScreen[bool]):
         self.dismiss(event.button.id == "delete-yes")
 
     def action_keep(self) -> None:
+        self.dismiss(False)
+
+
+class ReadOnlyScreen(ModalScreen[bool]):
+    """Asked when the session to open is open in another tunesmith: True to view it read-only
+    (nothing typed is saved), False to leave it. Escape cancels."""
+
+    DEFAULT_CSS = """
+    ReadOnlyScreen {
+        align: center middle;
+    }
+    #readonly-dialog {
+        width: 72;
+        max-width: 95%;
+        height: auto;
+        padding: 1 2;
+        border: thick $warning;
+        background: $surface;
+    }
+    #readonly-buttons {
+        height: auto;
+        margin: 1 0 0 0;
+        align: right middle;
+    }
+    #readonly-buttons Button {
+        margin: 0 0 0 2;
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="readonly-dialog"):
+            yield Static(
+                Text.assemble(
+                    (self.message, "bold"),
+                    ".\n\nYou can view it read-only: the conversation, the plan, the data and "
+                    "the runs show, and nothing you type is saved.",
+                ),
+                id="readonly-text",
+            )
+            with Horizontal(id="readonly-buttons"):
+                yield Button("View read-only", variant="primary", id="readonly-view")
+                yield Button("Cancel", id="readonly-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#readonly-view", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "readonly-view")
+
+    def action_cancel(self) -> None:
         self.dismiss(False)
 
 

@@ -161,7 +161,7 @@ async def test_failed_turn_gives_the_text_back(home, monkeypatch):
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
 
-        def broken(text, on_reply=None):
+        def broken(text, on_reply=None, on_user=None):
             raise RuntimeError("planner exploded")
 
         notes = []
@@ -356,3 +356,38 @@ async def test_replies_stream_in_as_they_are_ready(home, sentiment_csv, monkeypa
         saved = [t["text"] for t in app.conversation.history() if t["role"] == "assistant"]
         assert any(t.startswith("**How I read") for t in saved)
         assert any("Baseline to beat" in t for t in saved)
+
+
+async def test_a_long_conversation_opens_on_its_newest_turns_and_pages_back(home):
+    from assistant.app import CHAT_PAGE
+    from assistant.widgets import OlderTurns
+
+    store = SessionStore(home)
+    session = store.create()
+    for n in range(1, 2 * CHAT_PAGE + 51):
+        session.add_turn("user" if n % 2 else "assistant", f"turn {n}")
+    session.close()
+    app = TunesmithApp(home=home, session_id=session.id)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        texts = [m.source for m in messages(app)]
+        assert texts[0] == f"turn {CHAT_PAGE + 51}" and texts[CHAT_PAGE - 1] == "turn 250"
+        assert "Welcome back" in texts[-1] and len(texts) == CHAT_PAGE + 1
+        button = app.query_one(OlderTurns)
+        assert str(button.label) == f"▲ 150 older turns: show {CHAT_PAGE} more"
+        app.query_one("#chat").scroll_home(animate=False)  # the person scrolls up to it
+        await pilot.pause()
+        await pilot.click("#older-turns")
+        await pilot.pause()
+        texts = [m.source for m in messages(app)]
+        assert texts[0] == "turn 51" and texts[CHAT_PAGE] == f"turn {CHAT_PAGE + 51}"
+        assert str(app.query_one(OlderTurns).label) == "▲ 50 older turns: show 50 more"
+        await app.action_older()  # also in the command palette ("Older turns")
+        await pilot.pause()
+        texts = [m.source for m in messages(app)]
+        assert texts[:2] == ["turn 1", "turn 2"] and len(texts) == 251
+        assert not app.query(OlderTurns)
+        # the chat goes on below, in order
+        await say(app, pilot, "/status")
+        texts = [m.source for m in messages(app)]
+        assert texts[-2] == "/status" and "Stage" in texts[-1]

@@ -287,3 +287,68 @@ def test_thin_ticks_and_durations():
     assert step_ticks(1234) == [0, 500, 1000]
     assert step_ticks(0) == [0]
     assert [duration(s) for s in (42, 200, 3900)] == ["42 s", "3 min 20 s", "1 h 05 min"]
+
+
+def test_a_long_run_is_read_with_its_log_lines_sampled(tmp_path):
+    """200,000 events would take seconds to parse: every other event is kept, the per-step
+    log lines are sampled (the last kept), the peak memory is taken over all of them."""
+    from assistant.monitor import read_run_events
+
+    events = [{"type": "start", "step": 0, "max_steps": 6000}]
+    for step in range(1, 6001):
+        events.append(log(step, 1.0 / step, max_steps=6000, memory_mb=300 + (step == 4321)))
+        if step % 100 == 0:
+            events.append(evaluation(step, 0.5, step / 6000))
+        if step == 3000:
+            events.append({"type": "start", "step": 2500, "max_steps": 6000})  # a resume
+    events.append({"type": "finished"})
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+    sampled, peak = read_run_events(tmp_path, max_logs=300)
+    others = [e for e in events if e["type"] != "log"]
+    assert [e for e in sampled if e["type"] != "log"] == others
+    logs = [e for e in sampled if e["type"] == "log"]
+    assert 300 <= len(logs) <= 300 + len(others) + 1
+    assert logs[-1]["step"] == 6000 and peak == 301
+    full, part = RunHistory("macro_f1"), RunHistory("macro_f1")
+    full.feed(events)
+    part.feed(sampled)
+    assert part.curves()["metric"] == full.curves()["metric"]
+    assert part.train_loss.xs[-1] == 6000 and part.step == full.step == 6000
+    assert set(part.train_loss.xs) <= set(full.train_loss.xs)
+    assert progress_line(part).split(" · ")[:2] == progress_line(full).split(" · ")[:2]
+
+
+async def test_a_big_finished_run_opens_the_monitor_at_once_and_reads_in_a_thread(
+    home, monkeypatch
+):
+    from assistant import monitor
+
+    monkeypatch.setattr(monitor, "LOAD_INLINE_BYTES", 100)  # this small file counts as big
+    events = [*HISTORY, evaluation(20, 0.6, 0.7), {"type": "finished"}]
+    session_id, _ = make_session(home, events, stage="results", state="finished")
+    app = TunesmithApp(home=home, session_id=session_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+t")
+        screen = app.screen
+        assert isinstance(screen, RunMonitorScreen)
+        await wait_for(pilot, lambda: not screen.loading)
+        await wait_for(pilot, lambda: screen.plotted.get("metric") == ([4, 20], [0.5, 0.7]))
+        assert "peak mem 333 MB" in line_of(screen)
+
+
+async def test_a_running_run_with_a_long_backlog_is_followed_from_a_sample(home, monkeypatch):
+    import assistant.app
+
+    monkeypatch.setattr(assistant.app, "BIG_BACKLOG_BYTES", 100)  # this file counts as long
+    session_id, run_dir = make_session(home, HISTORY)
+    app = TunesmithApp(home=home, session_id=session_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await wait_for(pilot, lambda: len(app._run_events.get(str(run_dir), [])) == len(HISTORY))
+        append(run_dir, log(8, 0.6))  # followed from where the sampled read ended
+        await wait_for(pilot, lambda: len(app._run_events[str(run_dir)]) == len(HISTORY) + 1)
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert app.screen.plotted["training loss"][0] == [2, 4, 6, 8]
