@@ -61,6 +61,14 @@ def one(kind: str, kills: int, seed: int, folder: Path, model: Path, data: dict)
         runs.read_report(reference)
     )
     report = runs.read_report(killed) or {}
+    if not same:  # kept for a look: both runs' events, status and reports
+        import shutil
+
+        keep = Path(tempfile.gettempdir()) / f"kill_loop-{kind}-mismatch"
+        shutil.rmtree(keep, ignore_errors=True)
+        for name in (reference, killed):
+            shutil.copytree(name, keep / name.name, ignore=shutil.ignore_patterns("*.safetensors"))
+        print(f"{kind}: metrics differ; both runs kept in {keep}", flush=True)
     return {
         "kind": kind,
         "kills_landed": sum(h["killed"] for h in hits),

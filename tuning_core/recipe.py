@@ -38,6 +38,7 @@ METRIC_DIGITS = 4  # metrics are compared, printed and stored to this many decim
 SAMPLING = ("length", "buckets", "random")  # the order of training batches (plan "sampling")
 # written last into a checkpoint folder: a folder without it was cut short and is not resumed from
 CHECKPOINT_DONE = "checkpoint-complete.json"
+KEEP_CHECKPOINTS = 2  # the newest complete ones (and the best) stay; older ones are deleted
 
 
 # ---------------------------------------------------------------- data
@@ -1022,6 +1023,19 @@ def complete_checkpoints(folder) -> list[Path]:
     return readable
 
 
+def drop_old_checkpoints(folder, keep: int, best: str | None) -> None:
+    """Delete all but the newest `keep` complete checkpoints and the `best` one (a folder name).
+
+    Called only once the newest checkpoint is marked complete, so whatever a kill interrupts,
+    the checkpoint a restart resumes from is whole and so is the best one its state names (the
+    Trainer's own rotation ran before the mark: a kill between them could leave a resumed run
+    naming a best checkpoint that had just been deleted)."""
+    complete = complete_checkpoints(folder)
+    for path in complete[:-keep] if keep else complete:
+        if path.name != best:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def last_complete_checkpoint(folder) -> str | None:
     """The newest checkpoint written to the end, after deleting any newer one cut short (a
     process killed while saving, a full disk); None when there is none."""
@@ -1086,6 +1100,8 @@ def _seeded_trainer_class():
             if self.args.should_save:  # the main process, which writes the checkpoint
                 mark = {"step": self.state.global_step, "epoch": self.state.epoch}
                 (folder / CHECKPOINT_DONE).write_text(json.dumps(mark))
+                best = self.state.best_model_checkpoint
+                drop_old_checkpoints(folder.parent, KEEP_CHECKPOINTS, best and Path(best).name)
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
@@ -1249,7 +1265,7 @@ def train_and_evaluate(
         seed=int(plan["seed"]),
         eval_strategy="epoch",
         save_strategy="epoch",
-        save_total_limit=2,
+        save_total_limit=None,  # old checkpoints go in drop_old_checkpoints, after the mark
         load_best_model_at_end=True,
         metric_for_best_model=metric,
         greater_is_better=True,

@@ -92,6 +92,18 @@ def test_a_checkpoint_cut_short_is_deleted_and_never_resumed_from(tmp_path):
     assert recipe.last_complete_checkpoint(tmp_path / "none") is None
 
 
+def test_old_checkpoints_go_only_after_the_newest_is_complete_and_never_the_best(tmp_path):
+    folder = tmp_path / "checkpoints"
+    for step in (12, 24, 36, 48, 60):
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
+        if step < 60:  # 60 is being written: no mark yet
+            (folder / f"checkpoint-{step}" / recipe.CHECKPOINT_DONE).write_text("{}")
+    recipe.drop_old_checkpoints(folder, 2, "checkpoint-12")
+    kept = sorted((p.name for p in folder.iterdir()), key=lambda n: int(n.split("-")[1]))
+    # the newest two complete ones, the best, and the one still being written
+    assert kept == ["checkpoint-12", "checkpoint-36", "checkpoint-48", "checkpoint-60"]
+
+
 def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint_and_the_run_resumes(
     tiny_model, sentiment_csv, tmp_path, monkeypatch
 ):
