@@ -78,6 +78,7 @@ class TunesmithApp(App):
     """Chat on the left, the plan on the right, the run under the chat, the prompt below."""
 
     CSS_PATH = "app.tcss"
+    llm = None  # an assistant.llm.LLMFrontEnd when started with --llm (set by the CLI)
     TITLE = "tunesmith"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
         (0, "-narrow"),
@@ -434,7 +435,9 @@ class TunesmithApp(App):
             self.post_message(TurnSaved(conversation, arg))
 
         conversation.planner.progress = progress
-        if job == "say":
+        if job == "say" and self.llm is not None:  # the model's text streams under the chat
+            replies = self.llm.say(conversation, arg, early, saved, on_token=progress)
+        elif job == "say":
             replies = conversation.say(arg, on_reply=early, on_user=saved)
         elif job == "opening":
             replies = conversation.opening()

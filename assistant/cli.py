@@ -2,6 +2,8 @@
 
     tunesmith [--home DIR] [--session ID]          open the app
     tunesmith chat --headless [--session ID]       the same conversation over stdin/stdout
+    tunesmith --llm PROVIDER:MODEL ...             talk through a language model (assistant.llm)
+    tunesmith mcp [--session ID]                   the planner's tools for an agent, over MCP
     tunesmith profile FILE [--json]                how tunesmith reads a file, its findings, a baseline
     tunesmith sessions [--json]                    list saved sessions
     tunesmith export SESSION --out DIR             write a session's reproducible bundle
@@ -53,9 +55,23 @@ def _follow(conversation) -> None:
     _print_replies(conversation.finish_run(status))
 
 
+def _llm_front_end(args: argparse.Namespace, settings_spec: str | None = None):
+    """The LLM front end that `--llm` / $TUNESMITH_LLM (or the app's settings) names, or None
+    (the rule-based planner alone). LLMSetupError, one line, when it cannot be built."""
+    from assistant.llm import llm_spec
+
+    spec = llm_spec(getattr(args, "llm", None)) or settings_spec
+    if not spec:
+        return None
+    from assistant.llm import LLMFrontEnd, build_model
+
+    return LLMFrontEnd(build_model(spec), spec)
+
+
 def run_headless(args: argparse.Namespace) -> int:
     from assistant.conversation import Conversation
 
+    front = _llm_front_end(args)  # before the session opens: a setup problem is one line
     store = SessionStore(_home(args))
     try:
         conversation = Conversation.start(store, args.session)
@@ -71,16 +87,43 @@ def run_headless(args: argparse.Namespace) -> int:
     _print_replies(conversation.opening())
     if conversation.running:
         _follow(conversation)
+    streamed: list[str] = []  # the lines of the model's explanation printed this turn
     for line in sys.stdin:
         text = line.rstrip("\r\n")
-        replies = conversation.say(
-            text,
-            on_reply=lambda reply: _print_replies([reply]),
-            on_user=lambda text=text: print(f"> {text}", flush=True),
-        )
+        show = {
+            "on_reply": lambda reply: _print_replies([reply]),
+            "on_user": lambda text=text: print(f"> {text}", flush=True),
+        }
+        if front is None:
+            replies = conversation.say(text, **show)
+        else:  # the model's explanation is printed line by line as it streams
+            streamed.clear()
+            replies = front.say(
+                conversation,
+                text,
+                on_line=lambda line: (streamed.append(line), print(line, flush=True)),
+                **show,
+            )
+            if streamed:
+                print(flush=True)
         _print_replies(replies)
         if conversation.running:
             _follow(conversation)
+    return 0
+
+
+def run_mcp(args: argparse.Namespace) -> int:
+    """Serve the planner's tools over MCP on stdio (stdout is the protocol: nothing else
+    goes there); the session is a new one, or `--session ID` opened for writing."""
+    from assistant.conversation import Conversation
+    from assistant.mcp_server import serve
+
+    conversation = Conversation.start(SessionStore(_home(args)), args.session)
+    print(f"tunesmith mcp: session {conversation.session_id}", file=sys.stderr, flush=True)
+    try:
+        serve(conversation)
+    finally:
+        conversation.close()
     return 0
 
 
@@ -241,8 +284,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_app(args: argparse.Namespace) -> int:
     from assistant.app import TunesmithApp
+    from assistant.settings import Settings
 
+    front = _llm_front_end(args, Settings(_home(args)).get("llm"))
     app = TunesmithApp(home=_home(args), session_id=args.session)
+    app.llm = front
     app.run()
     return app.return_code or 0
 
@@ -254,11 +300,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--home", help=f"sessions folder (default: ${HOME_ENV} or ./sessions)")
     parser.add_argument("--session", help="reopen this session")
+    llm_help = (
+        "talk through a language model, e.g. openai:gpt-4o-mini or ollama:llama3.1 "
+        "(default: $TUNESMITH_LLM; none: the rule-based planner alone)"
+    )
+    parser.add_argument("--llm", metavar="PROVIDER:MODEL", help=llm_help)
     sub = parser.add_subparsers(dest="command")
     chat = sub.add_parser("chat", help="the conversation (the app, or --headless over stdin)")
     chat.add_argument("--headless", action="store_true", help="one user turn per stdin line")
     chat.add_argument("--session", dest="chat_session", help="reopen this session")
     chat.add_argument("--home", dest="chat_home", help="sessions folder")
+    chat.add_argument("--llm", dest="chat_llm", metavar="PROVIDER:MODEL", help=llm_help)
+    mcp = sub.add_parser("mcp", help="serve the planner's tools to an agent (MCP over stdio)")
+    mcp.add_argument("--session", dest="chat_session", help="drive this session")
+    mcp.add_argument("--home", dest="chat_home", help="sessions folder")
     profile = sub.add_parser("profile", help="read and profile a data file, with a baseline")
     profile.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet (or .gz), or a folder")
     profile.add_argument("--json", action="store_true", help="machine-readable output")
@@ -297,10 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # options given after the sub-command win
     args.session = getattr(args, "chat_session", None) or args.session
+    args.llm = getattr(args, "chat_llm", None) or args.llm
     args.home = getattr(args, "chat_home", None) or getattr(args, "sub_home", None) or args.home
     try:
         if args.command == "chat" and args.headless:
             return run_headless(args)
+        if args.command == "mcp":
+            return run_mcp(args)
         if args.command == "sessions":
             return run_sessions(args)
         if args.command == "profile":

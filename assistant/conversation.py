@@ -150,6 +150,8 @@ class Conversation:
         text: str,
         on_reply: Callable[[Reply], None] | None = None,
         on_user: Callable[[], None] | None = None,
+        user_kind: str = "text",
+        record_user: bool = True,
     ) -> list[Reply]:
         """One user turn: saved, answered, and the answer saved before it is returned.
 
@@ -157,7 +159,9 @@ class Conversation:
         then. With `on_reply`, a reply the planner has ready before the turn's slow work is
         done (the reading of a data file before its baseline, say) is saved and handed to it
         at once; the returned list holds the rest. Read-only: nothing is saved, and only
-        READ_ONLY_COMMANDS are answered."""
+        READ_ONLY_COMMANDS are answered. `user_kind` "tool": a line a tool typed for the
+        person (`assistant.tools`); `record_user` False: the person's words are saved already
+        (the LLM front end answering them with the rule-based planner)."""
         with self._lock:
             if self.read_only:
                 if on_user:
@@ -166,7 +170,8 @@ class Conversation:
                 if command in READ_ONLY_COMMANDS:
                     return self.planner.handle(text.strip())
                 return [self.read_only_reply()]
-            self.session.add_turn("user", text)
+            if record_user:
+                self.session.add_turn("user", text, user_kind)
             if on_user:
                 on_user()
 
@@ -182,6 +187,18 @@ class Conversation:
             if self.state.run_id and self.state.stage == "run":
                 self.session.add_run(self.state.run_id, Path(self.state.run_dir or ""))
             return self._record(replies)
+
+    def note(self, role: str, text: str, kind: str = "text") -> None:
+        """Save one turn the planner does not see (the person's words to the LLM front end,
+        its explanation); nothing in a read-only session."""
+        with self._lock:
+            if not self.read_only:
+                self.session.add_turn(role, text, kind)
+
+    def save_state(self) -> None:
+        """Save the planner state now (after a front end changed it outside a turn)."""
+        with self._lock:
+            self._record([])
 
     def _record(self, replies: list[Reply]) -> list[Reply]:
         if self.read_only:

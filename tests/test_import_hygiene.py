@@ -26,6 +26,10 @@ HEAVY = ("torch", "transformers", "textual", "datasets", "peft")
         ("assistant.planner", HEAVY),
         ("assistant.conversation", HEAVY),
         ("assistant.cli", HEAVY),
+        # the LLM front end and the MCP server load langchain / mcp only when used
+        ("assistant.llm", (*HEAVY, "langchain", "langchain_core")),
+        ("assistant.tools", (*HEAVY, "langchain_core")),
+        ("assistant.mcp_server", (*HEAVY, "mcp", "langchain_core")),
         ("assistant.app", ("torch", "transformers", "datasets", "peft")),
     ],
 )
