@@ -185,6 +185,8 @@ class PlannerState:
     calibration: dict | None = None
     constraints: dict = field(default_factory=dict)  # the person's limits for the recommender
     diagnosed: list[str] = field(default_factory=list)  # "run-1:plateau": said once per run
+    # the person agreed that data rows may be sent to the language model (`--llm`), this session
+    llm_rows: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -316,6 +318,18 @@ def same_run_plan(ran: dict, planned: dict) -> bool:
     return effective(ran) == effective(planned) and {
         k: v for k, v in ran.items() if k not in rest
     } == {k: v for k, v in planned.items() if k not in rest}
+
+
+def relevant_notes(question: str) -> list[str]:
+    """The ids of the knowledge notes that answer `question` best (BM25 over their titles and
+    texts): the best one and any close to it, none when nothing fits."""
+    found = knowledge.search_notes(question, k=3)
+    return [note.id for note, score in found if score >= 0.7 * found[0][1]]
+
+
+def quote_note(note) -> str:
+    """A note quoted with its source, as the chat shows it."""
+    return f"\n> **{note.title}** — {note.text}\n> Source: {note.source}"
 
 
 def resumable_status(status: dict) -> bool:
@@ -467,6 +481,10 @@ class Planner:
 
     def _by_stage(self, text: str) -> list[Reply]:
         stage = self.state.stage
+        # "what is label smoothing?" before any data: answered from the notes
+        asks = stage in ("task", "data") and re.match(r"(why|what|how|explain)\b", text.lower())
+        if asks and not self._find_path(text) and relevant_notes(text):
+            return self._explain(text)
         if stage == "task":
             return self._task(text)
         if stage == "data":
@@ -1137,10 +1155,17 @@ class Planner:
         topic = question_topic(text)
         reasons = (self.state.recommendation or {}).get("reasons", {})
         notes = knowledge.load_notes()
-        if topic is None:
-            return [
-                Reply("Ask me about a choice in the plan, e.g. `why LoRA?` or `why 3 epochs?`.")
-            ]
+        if topic is None:  # not about a plan field: the notes that fit the words best
+            found = relevant_notes(text)
+            if not found:
+                return [
+                    Reply(
+                        "I have no note on that. Ask me about a choice in the plan, e.g. "
+                        "`why LoRA?` or `why 3 epochs?`, or a technique, e.g. "
+                        "`what is label smoothing?`."
+                    )
+                ]
+            return [Reply("\n".join(quote_note(notes[i]) for i in found).lstrip())]
         lines = []
         if self.state.plan:
             current = dict((n, v) for n, _, v in plan_rows(self.state.plan)).get(topic)
@@ -1158,13 +1183,15 @@ class Planner:
             note_ids = ["head-only-small-data"]
         elif "freez" in text.lower() and topic == "freezing":
             note_ids = note_ids + ["freeze-bottom-layers"]
+        if not note_ids:  # a plan field without a rule of its own: the notes that fit best
+            note_ids = relevant_notes(text)
         for note_id in dict.fromkeys(note_ids):
             note = notes.get(note_id)
             if note:
-                lines += ["", f"> **{note.title}** — {note.text}", f"> Source: {note.source}"]
+                lines.append(quote_note(note))
         if not lines:
             return [Reply("I have no note on that yet.")]
-        return [Reply("\n".join(lines))]
+        return [Reply("\n".join(lines).lstrip("\n"))]
 
     # ------------------------------------------------------------ run, results, export
 

@@ -37,7 +37,10 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
+import re
 import tomllib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -443,3 +446,123 @@ def get_note(note_id: str) -> Note:
         close = difflib.get_close_matches(note_id, list(notes), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise KeyError(f"no technique note {note_id!r}{hint}") from None
+
+
+# ---------------------------------------------------------------- retrieval
+
+# words that say nothing about which note is meant
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "should",
+        "so",
+        "than",
+        "that",
+        "the",
+        "this",
+        "to",
+        "use",
+        "used",
+        "using",
+        "was",
+        "we",
+        "what",
+        "when",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "tunesmith",
+        "explain",
+        "tell",
+        "about",
+        "mean",
+        "means",
+        "can",
+        "could",
+    ]
+)
+BM25_K1, BM25_B = 1.5, 0.75
+
+
+def _terms(text: str) -> list[str]:
+    """Lower-case word stems: letters and digits, a plural or -ing/-ed ending cut off."""
+    out = []
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        if word in STOPWORDS:
+            continue
+        for ending in ("ing", "ed", "es", "s"):
+            if len(word) > len(ending) + 3 and word.endswith(ending):
+                word = word[: -len(ending)]
+                break
+        out.append(word)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _note_index() -> tuple[list[Note], list[Counter], dict[str, int], float]:
+    notes = list(load_notes().values())
+    # the title counts twice: it names what the note is about
+    docs = [
+        Counter(_terms(f"{n.title} {n.title} {n.id.replace('-', ' ')} {n.text}")) for n in notes
+    ]
+    frequency: dict[str, int] = {}
+    for doc in docs:
+        for term in doc:
+            frequency[term] = frequency.get(term, 0) + 1
+    average = sum(sum(d.values()) for d in docs) / max(len(docs), 1)
+    return notes, docs, frequency, average
+
+
+def search_notes(query: str, k: int = 3, min_score: float = 2.0) -> list[tuple[Note, float]]:
+    """The notes most relevant to `query`, best first, ranked by BM25 over their titles, ids and
+    texts; only those scoring at least `min_score` and holding at least two thirds of the
+    question's words (a question about something no note covers gets an empty list, not the
+    least bad note)."""
+    notes, docs, frequency, average = _note_index()
+    terms = set(_terms(query))
+    needed = math.ceil(2 * len(terms) / 3)
+    scored = []
+    for note, doc in zip(notes, docs, strict=True):
+        if sum(term in doc for term in terms) < needed:
+            continue
+        length = sum(doc.values())
+        score = 0.0
+        for term in terms:
+            tf = doc.get(term, 0)
+            if not tf:
+                continue
+            n = frequency[term]
+            idf = math.log(1 + (len(notes) - n + 0.5) / (n + 0.5))
+            score += (
+                idf * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * length / average))
+            )
+        if score >= min_score:
+            scored.append((note, round(score, 3)))
+    scored.sort(key=lambda pair: -pair[1])
+    return scored[:k]

@@ -594,3 +594,37 @@ def test_data_files_live_in_the_package() -> None:
     assert package_dir.joinpath("models.toml").is_file()
     assert package_dir.joinpath("notes.toml").is_file()
     assert Path(knowledge.__file__).name == "__init__.py"
+
+
+@pytest.mark.parametrize(
+    "question, note_id",
+    [
+        ("what is label smoothing?", "label-smoothing-conflicts"),
+        ("how many seeds should I compare?", "seed-variance"),
+        ("what is gradual unfreezing", "gradual-unfreezing"),
+        ("why freeze the bottom layers?", "freeze-bottom-layers"),
+        ("why bf16 on a CPU?", "bf16-autocast-cpu"),
+        ("what is a linear probe?", "linear-probe-then-fine-tune"),
+    ],
+)
+def test_questions_find_the_note_that_answers_them(question, note_id):
+    found = knowledge.search_notes(question)
+    assert found and found[0][0].id == note_id, [(n.id, s) for n, s in found]
+    assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+
+
+def test_a_question_no_note_covers_finds_nothing():
+    assert knowledge.search_notes("what is the capital of France?") == []
+    assert knowledge.search_notes("") == []
+
+
+def test_the_chat_answers_a_technique_question_from_its_notes_with_sources(tmp_path):
+    from assistant.planner import Planner
+
+    planner = Planner(tmp_path / "runs")
+    reply = planner.handle("what is label smoothing?")[0].text
+    note = knowledge.get_note("label-smoothing-conflicts")
+    assert reply.startswith(f"> **{note.title}**") and f"> Source: {note.source}" in reply
+    assert planner.state.stage == "task"  # a question, not a task: nothing was set
+    planner.state.stage = "plan"  # where every question is answered, with a note or without
+    assert "no note" in planner.handle("explain the offside rule")[0].text
