@@ -113,6 +113,7 @@ class TunesmithApp(App):
         self._followed: str | None = None  # the run folder the run panel shows
         self._finishing: str | None = None  # the run folder whose results were asked for
         self._oldest_shown: int | None = None  # the number of the oldest turn in the chat
+        self._newest_saved = 0  # read-only: the newest turn shown, to catch up from
         self.settings = Settings(Path(home))
         saved_theme = self.settings.get("theme", DEFAULT_THEME)
         if saved_theme in self.available_themes:
@@ -142,6 +143,7 @@ class TunesmithApp(App):
         self.query_one("#working").display = False
         self.query_one("#prompt", Input).focus()
         self.set_interval(0.5, self._follow_run)
+        self.set_interval(1.0, self._follow_writer)
         if self.initial_session_id is None and self._offer_last_session():
             return
         problem = await self._open(self.initial_session_id)
@@ -215,6 +217,7 @@ class TunesmithApp(App):
         await chat.remove_children()
         turns = conversation.history(limit=CHAT_PAGE)
         self._oldest_shown = turns[0]["n"] if turns else None
+        self._newest_saved = turns[-1]["n"] if turns else 0
         hidden = conversation.turn_count(before=self._oldest_shown) if turns else 0
         if hidden:
             await chat.mount(OlderTurns(hidden, CHAT_PAGE))
@@ -481,6 +484,17 @@ class TunesmithApp(App):
             self._next_job()
 
     # ------------------------------------------------------------ following a run
+
+    async def _follow_writer(self) -> None:
+        """Timer: in a read-only view, show what the session's writer has said since."""
+        conversation = self.conversation
+        if conversation is None or not conversation.read_only:
+            return
+        turns = conversation.catch_up(self._newest_saved)
+        if turns:
+            self._newest_saved = turns[-1]["n"]
+            await self._show([self._message(t) for t in turns])
+            self._refresh_side()
 
     def _follow_run(self) -> None:
         """Timer: read the followed run's new events; ask for its results once it ends."""

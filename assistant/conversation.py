@@ -45,6 +45,18 @@ class Conversation:
         self._plan_saved = self.planner.state.plan
         self._watcher = None  # (run id, RunWatcher) of the followed run
 
+    def catch_up(self, newest: int) -> list[dict[str, Any]]:
+        """Read-only: the turns the session's writer (another app, a headless chat, an agent
+        through `tunesmith mcp`) saved after turn `newest`, with the planner's state reloaded
+        when there are any, so the plan and the run shown follow the writer."""
+        with self._lock:
+            turns = self.session.turns_after(newest)
+            if turns:
+                saved = self.session.load_state()
+                if saved:
+                    self.planner.state = PlannerState.from_dict(saved)
+            return turns
+
     @classmethod
     def start(
         cls,

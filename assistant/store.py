@@ -483,6 +483,10 @@ class Session:
         rows.reverse()
         return rows
 
+    def turns_after(self, n: int) -> list[dict[str, Any]]:
+        """The turns numbered above `n`, in order (what another process has written since)."""
+        return list(self.db["turns"].rows_where("n > ?", [n], order_by="n"))
+
     def turn_count(self, before: int | None = None) -> int:
         if not self.db["turns"].exists():
             return 0

@@ -250,3 +250,40 @@ async def test_the_sessions_browser_refuses_to_rename_or_delete_a_session_open_e
             # the app's own open session can still be renamed (through its own connection)
             SessionStore(home).rename(current, "Mine")
             assert app.conversation.session.meta()["title"] == "Mine"
+
+
+async def test_a_read_only_view_follows_what_the_writer_says(home):
+    """The app viewing a session that a headless chat (or an agent through `tunesmith mcp`)
+    holds shows that writer's new turns, and its plan stage, as they are saved."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TUNESMITH_HOME": str(home)}
+    session_id = saved_session(home)
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "assistant.cli", "chat", "--headless", "--session", session_id],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        writer.stdout.readline()  # [session ...]: it holds the lock now
+        app = TunesmithApp(home, session_id)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.click("#readonly-view")
+            await settle(app, pilot)
+            shown = len(app.query("ChatMessage"))
+            writer.stdin.write("classify support tickets by urgency\n")
+            writer.stdin.flush()
+            for _ in range(100):  # the view catches up once a second
+                await pilot.pause(0.1)
+                chat = [m.source for m in app.query("ChatMessage")]
+                if len(chat) >= shown + 2:
+                    break
+            assert "classify support tickets by urgency" in chat[shown:][0], chat[shown:]
+            assert app.conversation.state.stage == "data"  # the writer's state, reloaded
+            assert app.conversation.read_only
+    finally:
+        writer.kill()
+        writer.wait()
