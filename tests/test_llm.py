@@ -351,6 +351,29 @@ def test_tools_train_and_export_like_the_typed_path(tmp_path, sentiment_csv, tin
     replies = front.say(talked, "export it into bundle")
     assert (tmp_path / "bundle" / "train.py").exists() and talked.state.stage == "export"
     assert "Exported to" in texts(replies)
+
+    # the typed path: the lines the tools typed, typed by a person into another session, give
+    # the same plan, the same run (metrics bit for bit on the CPU) and the same bundle
+    from tuning_core.runs import read_report
+
+    lines = [
+        t["text"] for t in talked.session.turns() if t["role"] == "user" and t["kind"] == "tool"
+    ]
+    assert any(line.startswith("/export") for line in lines), lines
+    typed = conversation(tmp_path / "typed-home")
+    for line in lines:
+        typed.say(line.replace(str(tmp_path / "bundle"), str(tmp_path / "typed-bundle")))
+        if typed.state.stage == "run":
+            typed.finish_run(follow_run(typed.run_dir, lambda event: None, poll_s=0.2))
+    assert typed.state.plan == talked.state.plan
+    ran, typed_ran = read_report(talked.run_dir), read_report(typed.run_dir)
+    for part in ("validation", "test"):
+        assert typed_ran[part] == ran[part]
+    for name in ("train.py", "plan.json", "requirements.txt"):
+        assert (tmp_path / "typed-bundle" / name).read_text() == (
+            tmp_path / "bundle" / name
+        ).read_text()
+    typed.close()
     talked.close()
 
 
