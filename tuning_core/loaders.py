@@ -61,7 +61,8 @@ class Source:
 
 def detect_encoding(raw: bytes) -> str:
     """The codec that decodes `raw`: UTF-8 (with or without a byte-order mark), UTF-16 with a
-    mark, else charset_normalizer's guess where it is installed, else windows-1252, else latin-1."""
+    mark; for text that looks Western (`_latin_looking`) windows-1252, else latin-1; otherwise
+    charset_normalizer's guess where it is installed, else windows-1252, else latin-1."""
     if raw.startswith(codecs.BOM_UTF8):
         try:
             raw.decode("utf-8-sig")
@@ -75,6 +76,15 @@ def detect_encoding(raw: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    if _latin_looking(raw):
+        # Western text in a legacy code page: accented letters here and there among plain
+        # ones. charset_normalizer ranks a dozen code pages alike on such text and put Baltic
+        # or Cyrillic ones first (crème read as crčme), so it is not asked
+        try:
+            raw.decode("cp1252")
+            return "cp1252"
+        except UnicodeDecodeError:
+            return "latin-1"
     try:
         import charset_normalizer
 
@@ -88,6 +98,16 @@ def detect_encoding(raw: bytes) -> str:
         return "cp1252"
     except UnicodeDecodeError:
         return "latin-1"
+
+
+def _latin_looking(raw: bytes) -> bool:
+    """True when fewer than 40% of the letters are outside ASCII once read as latin-1: how
+    Western European text looks in any of its code pages. Cyrillic, Greek or Hebrew text read
+    so is nearly all such letters."""
+    letters = [ch for ch in raw.decode("latin-1") if ch.isalpha()]
+    if not letters:
+        return True
+    return sum(not ch.isascii() for ch in letters) / len(letters) < 0.4
 
 
 def encoding_name(encoding: str) -> str:
