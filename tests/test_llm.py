@@ -8,6 +8,7 @@ import itertools
 from typing import ClassVar
 
 import pytest
+from test_app import settle
 
 pytest.importorskip("langchain_core")
 
@@ -448,18 +449,10 @@ async def test_the_app_streams_the_model_into_the_working_line(home):
     app = TunesmithApp(home=home)
     app.llm = LLMFrontEnd(Slow(messages=iter([AIMessage("Tell me the task and the file.")])))
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(100):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            if not app.busy:
-                break
+        await settle(app, pilot)
         app.query_one("#prompt", Input).value = "hello there"
         await pilot.press("enter")
-        for _ in range(100):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            if not app.busy:
-                break
+        await settle(app, pilot)
         sources = [m.source for m in app.query(ChatMessage)]
         assert sources[-2:] == ["hello there", "Tell me the task and the file."]
     assert any(s.startswith("Tell me") for s in shown)  # the partial text, token by token

@@ -551,7 +551,7 @@ def test_duplicate_and_blank_header_names(tmp_path):
 
 def test_legacy_cyrillic_is_left_to_charset_normalizer_and_western_text_is_not():
     pytest.importorskip("charset_normalizer")
-    cyrillic = ("привет мир, как у вас дела сегодня? " * 5).encode("cp1251")
+    cyrillic = ("привет мир, как у вас дела сегодня? " * 5).encode("cp1251")  # noqa: RUF001
     assert loaders.detect_encoding(cyrillic) == "cp1251"
     western = ("crème brûlée n°1 € déjà vu, naïve; Müller über Straße " * 5).encode("cp1252")
     assert loaders.detect_encoding(western) == "cp1252"

@@ -8,6 +8,7 @@ import os
 
 import pytest
 from sqlite_utils import Database
+from test_app import settle
 from textual.widgets import Input, OptionList, Static
 
 from assistant.app import TunesmithApp
@@ -140,11 +141,7 @@ async def start(app: TunesmithApp, pilot) -> None:
     await pilot.pause()
     assert isinstance(app.screen, SessionPicker) and app.screen.offer
     await pilot.press("escape")
-    for _ in range(100):
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        if not app.busy:
-            break
+    await settle(app, pilot)
     await pilot.press("ctrl+o")
     await pilot.pause()
     assert isinstance(app.screen, SessionPicker)

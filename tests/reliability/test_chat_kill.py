@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_app import settle
 from textual.widgets import Input
 
 from assistant.app import TunesmithApp
@@ -147,18 +148,10 @@ async def test_the_app_shows_a_turn_only_once_it_is_saved(home):
 
         app._show = show
         for text in ("/status", "/nonsense", "I want to classify tickets by urgency"):
-            for _ in range(200):
-                await app.workers.wait_for_complete()
-                await pilot.pause()
-                if not app.busy:
-                    break
+            await settle(app, pilot)
             app.query_one("#prompt", Input).value = text
             await pilot.press("enter")
-        for _ in range(200):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            if not app.busy:
-                break
+        await settle(app, pilot)
         shown = [m.source for m in app.query("ChatMessage")]
         assert "/status" in shown and "/nonsense" in shown
     assert shown_unsaved == []

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
+from test_app import settle
 from textual.widgets import OptionList
 
 from assistant.app import TunesmithApp
@@ -239,11 +240,7 @@ async def test_the_sessions_browser_shows_damaged_sessions_with_their_message(ho
         # the session whose run folder is missing opens; its monitor says what is missing
         options.highlighted = options.get_option_index(sessions["no_run_folder"])
         await pilot.press("enter")
-        for _ in range(100):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            if not app.busy:
-                break
+        await settle(app, pilot)
         assert app.conversation.session_id == sessions["no_run_folder"]
         assert "The folder of run `run-1` is missing" in app.conversation.history()[-1]["text"]
         notes = []
