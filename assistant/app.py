@@ -74,6 +74,24 @@ class TurnSaved(Message):
     text: str
 
 
+def terminal_hung_up(fd: int | None = None) -> bool:
+    """True when the terminal on `fd` (stdin by default) has hung up: poll reports POLLHUP or
+    POLLERR on a terminal whose other end has closed."""
+    import select
+    import sys
+
+    if fd is None:
+        if sys.__stdin__ is None:
+            return False
+        fd = sys.__stdin__.fileno()
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked for: hang-up and error are always reported
+    try:
+        return any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
+    except OSError:
+        return True
+
+
 class TunesmithApp(App):
     """Chat on the left, the plan on the right, the run under the chat, the prompt below."""
 
@@ -144,6 +162,8 @@ class TunesmithApp(App):
         self.query_one("#prompt", Input).focus()
         self.set_interval(0.5, self._follow_run)
         self.set_interval(1.0, self._follow_writer)
+        if not self.is_headless:
+            self.set_interval(1.0, self._check_terminal)
         if self.initial_session_id is None and self._offer_last_session():
             return
         problem = await self._open(self.initial_session_id)
@@ -484,6 +504,13 @@ class TunesmithApp(App):
             self._next_job()
 
     # ------------------------------------------------------------ following a run
+
+    def _check_terminal(self) -> None:
+        """Timer: leave when the terminal has gone (its window closed, tmux killed). Textual's
+        input thread spins on the hung-up terminal otherwise, and the app lived on at full
+        CPU holding the session's lock. A run keeps going in its own worker process."""
+        if terminal_hung_up():
+            self.exit(return_code=129, message="tunesmith: the terminal closed")
 
     async def _follow_writer(self) -> None:
         """Timer: in a read-only view, show what the session's writer has said since."""
