@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tuning_core import recipe
+from tuning_core import recipe, runs
 from tuning_core.errors import ExportError
 
 SETTINGS_START = "# --- bundle settings (tunesmith's export fills these in) ---"
@@ -378,23 +378,13 @@ PARTIAL = ".partial-"
 PREVIOUS = ".previous-"  # with overwrite: the previous bundle, until the new one is in place
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # someone else's process
-        return True
-    return True
-
-
 def _remove_stale_partials(out_dir: Path) -> None:
     """Clean up after exports to `out_dir` whose process died: delete their unfinished
     folders, and put back a previous bundle that one had moved aside."""
     for kind in (PREVIOUS, PARTIAL):
         for stale in sorted(out_dir.parent.glob(f".{out_dir.name}{kind}*")):
             pid = stale.name[len(f".{out_dir.name}{kind}") :].split("-")[0]
-            if not (pid.isdigit() and stale.is_dir()) or _pid_alive(int(pid)):
+            if not (pid.isdigit() and stale.is_dir()) or runs.pid_alive(int(pid)):
                 continue
             if kind == PREVIOUS and not out_dir.exists():
                 os.replace(stale, out_dir)

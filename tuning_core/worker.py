@@ -169,11 +169,6 @@ def smaller_batch(plan: dict) -> dict | None:
     return {**plan, "batch_size": half, "grad_accum": accum}
 
 
-def last_checkpoint(folder: Path) -> str | None:
-    """The newest checkpoint written to the end (see `recipe.last_complete_checkpoint`)."""
-    return recipe.last_complete_checkpoint(folder)
-
-
 def train_adapting_batch(plan: dict, data: dict, run_dir: Path, events: EventLog, stop, resume):
     """Train the plan; on a GPU out-of-memory error, halve the micro-batch, double the gradient
     accumulation and resume from the last checkpoint, until it fits or the micro-batch is 1.
@@ -198,7 +193,7 @@ def train_adapting_batch(plan: dict, data: dict, run_dir: Path, events: EventLog
         if smaller is None:
             raise RuntimeError(f"out of memory even with a micro-batch of 1 ({failure})")
         recipe.free_accelerator_memory()
-        checkpoint = last_checkpoint(run_dir / "checkpoints")
+        checkpoint = recipe.last_complete_checkpoint(run_dir / "checkpoints")
         step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
         effective = int(plan["batch_size"]) * int(plan.get("grad_accum", 1))
         message = (
@@ -363,7 +358,7 @@ def _run_holding_lock(run_dir: Path) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
 
     # a checkpoint cut short by a kill or a full disk is deleted here, never resumed from
-    resume = last_checkpoint(run_dir / "checkpoints") is not None
+    resume = recipe.last_complete_checkpoint(run_dir / "checkpoints") is not None
     previous = read_status(run_dir)
     status = {
         "state": "running",
