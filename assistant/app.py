@@ -27,6 +27,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Static
@@ -505,6 +506,15 @@ class TunesmithApp(App):
 
     # ------------------------------------------------------------ following a run
 
+    def _closing_down(self) -> bool:
+        """True once the app is shutting down: its main screen's widgets are being removed, and
+        a timer that fires then must not look for them."""
+        try:
+            self.query_one(RunPanel)
+        except NoMatches:
+            return True
+        return False
+
     def _check_terminal(self) -> None:
         """Timer: leave when the terminal has gone (its window closed, tmux killed). Textual's
         input thread spins on the hung-up terminal otherwise, and the app lived on at full
@@ -515,7 +525,7 @@ class TunesmithApp(App):
     async def _follow_writer(self) -> None:
         """Timer: in a read-only view, show what the session's writer has said since."""
         conversation = self.conversation
-        if conversation is None or not conversation.read_only:
+        if conversation is None or not conversation.read_only or self._closing_down():
             return
         turns = conversation.catch_up(self._newest_saved)
         if turns:
@@ -526,6 +536,8 @@ class TunesmithApp(App):
     def _follow_run(self) -> None:
         """Timer: read the followed run's new events; ask for its results once it ends."""
         conversation = self.conversation
+        if self._closing_down():
+            return
         panel = self.query_one(RunPanel)
         if conversation is None or not conversation.running or conversation.run_dir is None:
             if panel.display and self._finishing is None:

@@ -391,3 +391,15 @@ async def test_a_long_conversation_opens_on_its_newest_turns_and_pages_back(home
         await say(app, pilot, "/status")
         texts = [m.source for m in messages(app)]
         assert texts[-2] == "/status" and "Stage" in texts[-1]
+
+
+async def test_timers_that_fire_while_the_app_closes_do_nothing(home):
+    """At shutdown Textual removes the main screen's widgets while the follow timers may still
+    fire once: they must return quietly, not raise (a CI run failed on exactly this)."""
+    app = TunesmithApp(home)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await app.query_one(RunPanel).remove()
+        assert app._closing_down()
+        app._follow_run()
+        await app._follow_writer()
