@@ -270,6 +270,7 @@ def run_predict(args: argparse.Namespace) -> int:
         max_length=int(plan.get("max_length", 128)),
         batch_size=args.batch_size,
         progress=progress,
+        thresholds=(report.get("test") or {}).get("thresholds"),
     )
     if out_path is None:
         write_predictions(rows, sys.stdout)

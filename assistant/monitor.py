@@ -192,7 +192,10 @@ class RunHistory:
         keys = {key for metrics in self.evals.ys for key in metrics}
         if self.metric and f"eval_{self.metric}" in keys:
             return f"eval_{self.metric}"
-        return "eval_f1" if "eval_f1" in keys else "eval_macro_f1"
+        for key in ("eval_f1", "eval_macro_f1", "eval_micro_f1", "eval_pearson"):
+            if key in keys:
+                return key
+        return "eval_macro_f1"
 
     @property
     def metric_label(self) -> str:

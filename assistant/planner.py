@@ -24,7 +24,7 @@ import knowledge
 from assistant.adjust import FIX_PHRASES, is_question, parse_adjustment, parse_fix, question_topic
 from tuning_core import models, runs
 from tuning_core.errors import PlanError, TuningError
-from tuning_core.plan import EMBEDDED_MODEL_ID, FREEZING_LABELS, Plan
+from tuning_core.plan import EMBEDDED_MODEL_ID, FREEZING_LABELS, TASK_LABELS, Plan
 
 # what the person agreed to for one named model (see `Plan`); never kept for another model
 CONSENT_FIELDS = ("trust_remote_code", "allow_pickle_weights", "consent_model")
@@ -65,9 +65,46 @@ neutral). Type `/help` for everything I understand."""
 
 OTHER_TASKS = {
     r"\b(?:ner\b|named[ -]entit|token[ -]classif|sequence[ -]tagg|pos[ -]tagg)": "token classification (NER)",
-    r"\b(?:regression\b|predict (?:a|the) (?:score|number|price))": "regression",
     r"\b(?:generat|chat ?bot|instruction|summari[sz]|translat)": "text generation",
-    r"\bmulti[- ]?label": "multi-label classification",
+}
+# the person's words for a task (checked in this order); None lets the data's shape decide
+TASK_WORDS = {
+    "multi_label_classification": (
+        r"\bmulti[- ]?label|\b(?:several|multiple|many|any number of|more than one) "
+        r"(?:labels|tags|categories|topics)|\btags? per\b|\blabels? sets?\b"
+    ),
+    "regression": (
+        r"\bregression\b|\bpredict(?:ing)? (?:a|the|its)? ?(?:score|number|price|rating|value)"
+        r"|\b(?:score|rating|number) (?:per|for each|for every) (?:text|review|post|row)"
+        r"|\bcontinuous\b"
+    ),
+    "single_label_classification": (
+        r"\b(?:single[- ]label|one label per|(?:just |only )?one (?:class|label|category))\b"
+    ),
+}
+
+
+# plan fields whose valid values depend on the task: a change of task drops the person's edits
+TASK_BOUND_FIELDS = ("metric", "positive_label", "label_smoothing", "class_weights", "head_init")
+
+
+def task_from_words(text: str) -> str | None:
+    """The task the person named, or None when their words do not say."""
+    for task, pattern in TASK_WORDS.items():
+        if re.search(pattern, text, re.I):
+            return task
+    return None
+
+
+TASK_INTROS = {
+    "single_label_classification": "Text classification it is{what}: one label per text.",
+    "multi_label_classification": (
+        "Multi-label classification it is{what}: any number of labels per text, each a yes/no "
+        "decision with its own threshold."
+    ),
+    "regression": "Regression it is{what}: a number per text (a score, a rating).",
+    None: "Text classification it is{what}: I'll tell from the labels whether each text has one "
+    "label, several, or a score.",
 }
 PATH_RE = re.compile(
     r"(?:^|[\s:'\"])((?:~|\.{1,2})?/?[\w.\-/~]+\.(?:csv|tsv|tab|jsonl|json|ndjson|parquet)(?:\.gz)?)\b",
@@ -77,7 +114,16 @@ PATH_RE = re.compile(
 
 YES = re.compile(r"(yes|y|ok|okay|go|run|start|train|sure|right|correct|looks good|yep|yeah)[.!]*")
 SEVERITY_MARK = {"high": "🔴", "medium": "🟠", "low": "🟡", "info": "🔵"}
-METRIC_LABELS = {"macro_f1": "macro-F1", "accuracy": "accuracy", "f1": "F1"}
+METRIC_LABELS = {
+    "macro_f1": "macro-F1",
+    "accuracy": "accuracy",
+    "f1": "F1",
+    "micro_f1": "micro-F1",
+    "pearson": "Pearson's r",
+    "spearman": "Spearman's rho",
+    "mse": "mean squared error",
+    "mae": "mean absolute error",
+}
 
 
 def metric_label(plan_or_report: dict) -> str:
@@ -163,6 +209,7 @@ class PlannerState:
     history: list[str] = field(default_factory=list)
     task: str | None = None
     task_words: str = ""
+    task_asked: str | None = None  # the task the person named; None: the data's shape decides
     spec: dict | None = None
     profile: dict | None = None
     resources: dict | None = None
@@ -534,12 +581,14 @@ class Planner:
             if re.search(pattern, text, re.I):
                 return [
                     Reply(
-                        f"{name.capitalize()} is not supported yet: for now I fine-tune "
-                        "single-label text classifiers (one label per text: sentiment, "
-                        "topics, intents, emotions). Tell me such a task, or press Enter.",
+                        f"{name.capitalize()} is not supported yet: I fine-tune text "
+                        "classifiers (one label per text: sentiment, topics, intents; or several "
+                        "labels per text) and regressors (a score per text). Tell me such a "
+                        "task, or press Enter.",
                     )
                 ]
-        self.state.task = TASK
+        self.state.task_asked = task_from_words(text)
+        self.state.task = self.state.task_asked or TASK
         self.state.task_words = text
         path = self._find_path(text)
         if path:
@@ -549,9 +598,9 @@ class Planner:
         what = f" ({text})" if text else ""
         return [
             Reply(
-                f"Text classification it is{what}: one label per text. Which file holds your "
-                "labelled data? CSV, TSV, JSONL or Parquet with a text and a label column. "
-                "Press Enter to use the demo posts."
+                TASK_INTROS[self.state.task_asked].format(what=what)
+                + " Which file holds your labelled data? CSV, TSV, JSONL or Parquet with a text "
+                "and a label column. Press Enter to use the demo posts."
             )
         ]
 
@@ -587,7 +636,13 @@ class Planner:
         seed = int((self.state.plan or {}).get("seed", 42))
         path = typed_path(path)  # the reply names the absolute file it read
         self.progress(f"reading {path.name}…")
-        spec = inspect_data(path, columns.get("text"), columns.get("label"), split_seed=seed)
+        spec = inspect_data(
+            path,
+            columns.get("text"),
+            columns.get("label"),
+            split_seed=seed,
+            task=self.state.task_asked,
+        )
         self.state.source = str(Path(spec.train_file))
         self.state.data_versions = []
         self.state.pending_fix = None
@@ -621,18 +676,19 @@ class Planner:
         splits = self._rows(spec)
         rows = sum(len(texts) for texts, _ in splits.values())
         self.progress(f"profiling {rows:,} rows: token lengths, duplicates, leaks, conflicts…")
-        profile = profile_rows(splits, base_model)
+        task, fmt = spec.task, spec.label_format
+        profile = profile_rows(splits, base_model, task=task, label_format=fmt)
         resources_ = probe_resources()
-        rec = recommend_plan(TASK, profile, resources_, constraints)
+        rec = recommend_plan(task, profile, resources_, constraints)
         if rec.plan.base_model != base_model:
             # lengths in the chosen model's own tokens, then the plan again for that model
             chosen = rec.reasons["base_model"]
-            profile = profile_rows(splits, rec.plan.base_model)
+            profile = profile_rows(splits, rec.plan.base_model, task=task, label_format=fmt)
             rec = recommend_plan(
-                TASK, profile, resources_, {**constraints, "base_model": rec.plan.base_model}
+                task, profile, resources_, {**constraints, "base_model": rec.plan.base_model}
             )
             rec.reasons["base_model"] = chosen
-        self.state.task = self.state.task or TASK
+        self.state.task = task
         self.state.spec = spec.to_dict()
         self.state.profile = profile.to_dict()
         self.state.resources = resources_.to_dict()
@@ -640,6 +696,8 @@ class Planner:
         # the person's own changes survive a reload (new file, new columns, new model)
         previous = self.state.plan or {}
         kept = {k: previous[k] for k in self.state.changed if k in previous and k != "base_model"}
+        if previous.get("task", task) != task:  # another task: the old metric may not score it
+            kept = {k: v for k, v in kept.items() if k not in TASK_BOUND_FIELDS}
         self.state.changed = sorted(kept)
         if previous.get("consent_model") == rec.plan.base_model:  # the same model: still agreed
             kept.update({k: previous[k] for k in CONSENT_FIELDS if k in previous})
@@ -651,14 +709,17 @@ class Planner:
 
     def _measure_baseline(self, spec) -> None:
         from tuning_core.baseline import run_baseline
+        from tuning_core.judge import baseline_name
 
         plan = self.state.plan or {}
-        self.progress("measuring the baseline to beat (TF-IDF + logistic regression, 5 folds)…")
+        self.progress(f"measuring the baseline to beat ({baseline_name(spec.task)}, 5 folds)…")
         self.state.baseline = run_baseline(
             self._rows(spec),
             plan["metric"],
             seed=int(plan.get("seed", 42)),
             positive=plan.get("positive_label") if plan["metric"] == "f1" else None,
+            task=spec.task,
+            label_format=spec.label_format,
         )
 
     def _review_question(self) -> str:
@@ -686,6 +747,26 @@ class Planner:
         took = f" ({seconds:.1f} s)" if seconds is not None else ""
         name = Path(self.state.source or spec.train_file).name
         labels = ", ".join(f"`{k}` ({v})" for k, v in profile.label_counts.items())
+        if spec.task == "regression":
+            stats = profile.label_stats
+            labels_line = (
+                f"- Targets: numbers from {stats['min']:g} to {stats['max']:g} (median "
+                f"{stats['median']:g}, mean {stats['mean']:g}, standard deviation {stats['std']:g})"
+            )
+        elif spec.task == "multi_label_classification":
+            how = "JSON lists" if spec.label_format == "json" else f"split at `{spec.label_format}`"
+            labels_line = (
+                f"- {len(spec.labels)} labels ({how}), rows per label: {labels}; "
+                f"{profile.label_stats.get('labels_per_row', 0):.2f} labels per row, "
+                f"{profile.label_stats.get('rows_without', 0)} rows with none"
+            )
+            pairs = profile.label_stats.get("top_pairs") or []
+            if pairs:
+                labels_line += "; most often together: " + ", ".join(
+                    f"`{a}`+`{b}` ({n})" for a, b, n in pairs[:3]
+                )
+        else:
+            labels_line = f"- {len(spec.labels)} labels: {labels}"
         lines = [f"**How I read `{name}`**{took}", ""]
         if self.state.source:
             lines.append(f"- File: `{self.state.source}`")
@@ -697,7 +778,8 @@ class Planner:
         lines += [
             f"- Text column: `{spec.text_column}` ({spec.reasons.get('text', '')})",
             f"- Label column: `{spec.label_column}` ({spec.reasons.get('label', '')})",
-            f"- {len(spec.labels)} labels: {labels}",
+            f"- Task: {TASK_LABELS.get(spec.task, spec.task)}: {spec.reasons.get('task', '')}",
+            labels_line,
             f"- Splits: {spec.describe_splits()}",
         ]
         lines += [f"- ⚠ {w}" for w in getattr(spec, "warnings", []) or []]
@@ -730,15 +812,23 @@ class Planner:
         tfidf, majority = baseline["tfidf_lr"], baseline["majority"]
         if tfidf.get("cv_mean") is None:
             return f"**Baseline:** not measured ({'; '.join(baseline.get('notes', [])) or 'too little data'})."
+        from tuning_core.judge import baseline_name
+
+        task = baseline.get("task") or TASK
+        constant = {
+            "regression": f"always predicting the mean ({majority.get('label')})",
+            "multi_label_classification": "always predicting the most common labels "
+            f"({majority.get('label')})",
+        }.get(task, "always predicting the majority class")
         sampled = f", sampled to {baseline['rows_used']} rows" if baseline.get("sampled") else ""
         text = (
-            f"**Baseline to beat:** TF-IDF + logistic regression scores {metric} "
+            f"**Baseline to beat:** {baseline_name(task)} scores {metric} "
             f"**{tfidf['cv_mean']:.4f}** ± {tfidf['cv_std']:.4f} ({baseline.get('folds')}-fold CV "
             f"on train{sampled}, {baseline.get('seconds', 0):.1f} s"
         )
         if tfidf.get("validation") is not None:
             text += f"; {tfidf['validation']:.4f} on validation"
-        return text + f"); always predicting the majority class scores {majority['cv_mean']:.4f}."
+        return text + f"); {constant} scores {majority['cv_mean']:.4f}."
 
     def findings_text(self) -> str:
         findings = (self.state.profile or {}).get("findings") or []
@@ -848,11 +938,17 @@ class Planner:
             files=files,
             text_column="text",
             label_column="label",
-            labels=sorted(set(splits["train"][1])),
+            labels=sorted(set(splits["train"][1])) if spec.task == TASK else spec.labels,
             sha256={name: recipe.file_sha256(path) for name, path in files.items() if path},
             split_seed=spec.split_seed,
             columns=["text", "label"],
-            reasons={"text": f"fixed copy v{version}", "label": f"fixed copy v{version}"},
+            reasons={
+                "text": f"fixed copy v{version}",
+                "label": f"fixed copy v{version}",
+                "task": spec.reasons.get("task", ""),
+            },
+            task=spec.task,
+            label_format=spec.label_format,
         )
         (folder / "changes.json").write_text(
             json.dumps(
@@ -971,7 +1067,7 @@ class Planner:
         forecast = forecast_run(
             plan,
             DataProfile.from_dict(self.state.profile),
-            len(self.state.spec["labels"]),
+            max(1, len(self.state.spec["labels"])),
             calibration,
         )
         result = forecast.to_dict()

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+# what an eval line shows: the loss and every task's metrics (recipe.METRICS)
+EVAL_KEYS = tuple(
+    f"eval_{k}"
+    for k in ("loss", "accuracy", "macro_f1", "f1", "micro_f1", "pearson", "spearman", "mse", "mae")
+)
+
 
 def format_event(event: dict[str, Any]) -> str | None:
     """One progress line for a worker event, or None for events not worth a line."""
@@ -18,11 +24,7 @@ def format_event(event: dict[str, Any]) -> str | None:
         )
     if kind == "eval":
         m = event.get("metrics", {})
-        parts = [
-            f"{k[5:]} {v:.4f}"
-            for k, v in sorted(m.items())
-            if k in ("eval_loss", "eval_accuracy", "eval_macro_f1", "eval_f1")
-        ]
+        parts = [f"{k[5:]} {v:.4f}" for k, v in sorted(m.items()) if k in EVAL_KEYS]
         return f"  eval after epoch {event['epoch']:.0f}: " + ", ".join(parts)
     if kind == "start":
         return f"  training: {event['max_steps']} steps" + (

@@ -441,12 +441,16 @@ def test_single_label_and_continuous_labels(tmp_path):
     rows = [(f"text {i}", "spam") for i in range(30)] + [("unlabelled", "")]
     message = one_error(put(tmp_path / "one.csv", csv_text(rows)))
     assert message.startswith("Column 'label' has only one label ('spam') in its 30 labelled rows")
+    # scores are read as regression targets; asked to classify them, it says what they are
     scores = [(f"text number {i}", f"{i * 0.37 % 5:.2f}") for i in range(60)]
-    message = one_error(put(tmp_path / "s.csv", csv_text(scores, header=("text", "score"))))
-    assert "these look like scores (regression), which tunesmith does not support yet" in message
-    assert message.startswith("Column 'score' holds")
+    path = put(tmp_path / "s.csv", csv_text(scores, header=("text", "score")))
+    assert inspect_data(path).task == "regression"
+    with pytest.raises(DatasetError) as caught:
+        inspect_data(path, task="single_label_classification")
+    assert "these look like scores. Say `regression` to predict the number" in str(caught.value)
+    assert str(caught.value).startswith("Column 'score' holds")
     ints = [(f"text number {i}", str(i * 3)) for i in range(40)]
-    assert "(regression)" in one_error(put(tmp_path / "i.csv", csv_text(ints)))
+    assert inspect_data(put(tmp_path / "i.csv", csv_text(ints))).task == "regression"
     # few distinct integer classes are labels, not scores
     stars = [(f"text number {i}", str(i % 5 + 1)) for i in range(40)]
     assert inspect_data(put(tmp_path / "stars.csv", csv_text(stars))).labels == list("12345")

@@ -201,11 +201,6 @@ def test_fixes_are_offered_and_applied_only_after_a_yes(tmp_path):
         ("ragged.csv", "text,label\n" + "a b c,x\n" * 30 + "one,two,three\n", "line 32"),
         ("broken.jsonl", '{"text": "a", "label": "x"}\n{"text": oops}\n', "line 2"),
         (
-            "scores.csv",
-            "text,score\n" + "".join(f"text number {i} here,{i * 0.37:.2f}\n" for i in range(60)),
-            "regression",
-        ),
-        (
             "one.csv",
             "text,label\n" + "".join(f"text number {i} here,spam\n" for i in range(30)),
             "only one label",
@@ -225,6 +220,20 @@ def test_bad_files_in_the_chat_keep_the_session_usable(
     assert planner.state.stage == "data"
     say(planner, str(sentiment_csv))  # the next good file works
     assert planner.state.stage == "review"
+
+
+def test_scores_are_regression_unless_the_person_asked_for_classes(tmp_path):
+    path = tmp_path / "scores.csv"
+    path.write_text(
+        "text,score\n" + "".join(f"text number {i} here,{i * 0.37:.2f}\n" for i in range(60))
+    )
+    planner = Planner(tmp_path / "runs")
+    text, replies = say(planner, f"one label per text: {path}")
+    assert replies[0].kind == "error" and "Say `regression`" in text, text
+    planner = Planner(tmp_path / "runs")
+    text, _ = say(planner, f"classify: {path}")
+    assert "- Task: regression (a number per text): the labels are numbers" in text
+    assert planner.state.plan["metric"] == "pearson" and planner.state.task == "regression"
 
 
 def test_a_run_that_halved_its_batch_after_an_oom_still_resumes_as_the_same_plan():

@@ -8,6 +8,7 @@ small, learnable three-class file.
 from __future__ import annotations
 
 import csv
+import json
 import random
 from pathlib import Path
 
@@ -35,6 +36,43 @@ def write_sentiment_csv(path: Path, n_per_label: int = 40, seed: int = 0) -> Pat
         writer = csv.writer(fh)
         writer.writerow(["text", "label"])
         writer.writerows(sentiment_rows(n_per_label, seed))
+    return path
+
+
+def scored_rows(n: int = 120, seed: int = 0) -> list[tuple[str, str]]:
+    """Texts with a learnable score: +1 for each positive word, -1 for each negative one."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        k = rng.randint(3, 10)
+        words = [rng.choice(POSITIVE + NEGATIVE + FILLER) for _ in range(k)]
+        score = sum(w in POSITIVE for w in words) - sum(w in NEGATIVE for w in words)
+        rows.append((" ".join(words), f"{score + rng.uniform(-0.2, 0.2):.3f}"))
+    return rows
+
+
+def tagged_rows(n: int = 120, seed: int = 0, style: str = "json") -> list[tuple[str, str]]:
+    """Texts with any of three labels, one for each word group present in the text: as JSON
+    lists (`style` "json") or joined by `style` (a delimiter, e.g. "|")."""
+    rng = random.Random(seed)
+    groups = {"upbeat": POSITIVE, "gloomy": NEGATIVE, "travel": NEUTRAL}
+    rows = []
+    for _ in range(n):
+        chosen = [name for name in groups if rng.random() < 0.45]
+        words = [rng.choice(groups[name]) for name in chosen for _ in range(rng.randint(1, 2))]
+        words += [rng.choice(FILLER) for _ in range(rng.randint(2, 5))]
+        rng.shuffle(words)
+        cell = json.dumps(sorted(chosen)) if style == "json" else style.join(sorted(chosen))
+        rows.append((" ".join(words), cell))
+    return rows
+
+
+def write_rows_csv(path: Path, rows: list[tuple[str, str]], label: str = "label") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", label])
+        writer.writerows(rows)
     return path
 
 

@@ -92,6 +92,8 @@ def run_baseline(
     folds: int = 5,
     time_budget_s: float = 30,
     positive: str | None = None,
+    task: str = "single_label_classification",
+    label_format: str | None = None,
 ) -> dict[str, Any]:
     """Majority-class and TF-IDF + logistic-regression scores for `metric` ("macro_f1",
     "accuracy", or "f1": the F1 of class `positive`).
@@ -104,6 +106,10 @@ def run_baseline(
     measured (no validation split, the time budget ran out, or fewer than two labels / four
     rows to cross-validate: then both blocks keep their keys with None scores).
     """
+    if task != "single_label_classification":
+        return _other_task_baseline(
+            splits, task, metric, label_format, seed, max_rows, folds, time_budget_s
+        )
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
     if (metric == "f1") != (positive is not None):
@@ -289,6 +295,185 @@ def _fit_predict(train_x, train_y, test_x, class_weight):
     return model.predict(b)
 
 
+# ---------------------------------------------------------------- multi-label and regression
+
+RIDGE_ALPHA = 1.0
+
+
+def _targets(labels: list[str], task: str, fmt: str | None, names: list[str]) -> np.ndarray:
+    """Regression: the numbers; multi-label: one 0/1 column per name in `names`."""
+    if task == "regression":
+        return np.array([recipe.parse_target(y) for y in labels], dtype=np.float64)
+    index = {name: j for j, name in enumerate(names)}
+    out = np.zeros((len(labels), len(names)), dtype=np.int64)
+    for i, y in enumerate(labels):
+        for x in recipe.parse_label_list(y, fmt):
+            if x in index:
+                out[i, index[x]] = 1
+    return out
+
+
+def _task_score(task: str, metric: str, truth: np.ndarray, predicted: np.ndarray, names) -> float:
+    if task == "regression":
+        return float(recipe.regression_metrics(truth.tolist(), predicted.tolist())[metric])
+    return float(recipe.multilabel_metrics(truth.tolist(), predicted.tolist(), names)[metric])
+
+
+def _constant_guess(task: str, y: np.ndarray) -> np.ndarray:
+    """The best constant answer: the mean target, or each label present in over half the rows."""
+    if task == "regression":
+        return np.array([y.mean()])
+    return (y.mean(axis=0) > 0.5).astype(np.int64)
+
+
+def _fit_predict_task(task: str, train_x, train_y: np.ndarray, test_x) -> np.ndarray:
+    """TF-IDF features, then ridge regression (regression) or one logistic regression per label
+    (multi-label, predicted above 0.5; a label constant in training keeps that constant)."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    used = np.flatnonzero(np.bincount(train_x.indices, minlength=train_x.shape[1]) >= MIN_DF)
+    tfidf = TfidfTransformer(sublinear_tf=True)
+    a = tfidf.fit_transform(train_x[:, used])
+    b = tfidf.transform(test_x[:, used])
+    if task == "regression":
+        return Ridge(alpha=RIDGE_ALPHA).fit(a, train_y).predict(b)
+    out = np.zeros((b.shape[0], train_y.shape[1]), dtype=np.int64)
+    for j in range(train_y.shape[1]):
+        column = train_y[:, j]
+        if column.min() == column.max():
+            out[:, j] = column[0]
+            continue
+        model = LogisticRegression(C=C, solver="liblinear", max_iter=200)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out[:, j] = model.fit(a, column).predict(b)
+    return out
+
+
+def _label_names(splits, task: str, fmt: str | None) -> list[str]:
+    if task == "regression":
+        return []
+    return sorted(
+        {x for _t, ys in splits.values() for y in ys for x in recipe.parse_label_list(y, fmt)}
+    )
+
+
+def _other_task_baseline(
+    splits,
+    task: str,
+    metric: str,
+    fmt: str | None,
+    seed: int,
+    max_rows: int,
+    folds: int,
+    budget: float,
+) -> dict[str, Any]:
+    """`run_baseline` for multi-label classification and regression: K-fold (not stratified)
+    scores of the best constant answer and of TF-IDF + a linear model, and validation scores."""
+    from sklearn.model_selection import KFold
+
+    if metric not in recipe.METRICS[task]:
+        raise ValueError(f"metric must be one of {recipe.METRICS[task]}, not {metric!r}")
+    started = time.monotonic()
+    texts, labels = splits["train"]
+    rng = np.random.default_rng(seed)
+    rows = sorted(rng.permutation(len(texts))[:max_rows].tolist())
+    names = _label_names(splits, task, fmt)
+    x = [texts[i] for i in rows]
+    y = _targets([labels[i] for i in rows], task, fmt, names)
+    notes: list[str] = []
+    if len(rows) < len(texts):
+        notes.append(f"trained on a random sample of {len(rows):,} of {len(texts):,} rows")
+    model_name = "ridge regression" if task == "regression" else "logistic regression per label"
+    result: dict[str, Any] = {
+        "metric": metric,
+        "positive_label": None,
+        "task": task,
+        "seed": seed,
+        "rows_total": len(texts),
+        "rows_used": len(rows),
+        "sampled": len(rows) < len(texts),
+        "folds": 0,
+        "folds_planned": 0,
+        "validation_rows": 0,
+        "stopped_early": False,
+        "seconds": 0.0,
+        "notes": notes,
+        "majority": {
+            "label": None,
+            "cv_mean": None,
+            "cv_std": None,
+            "cv_scores": [],
+            "validation": None,
+        },
+        "tfidf_lr": {
+            "cv_mean": None,
+            "cv_std": None,
+            "cv_scores": [],
+            "validation": None,
+            "features": FEATURES,
+            "C": None if task == "regression" else C,
+            "model": model_name,
+            "class_weight": None,
+            "fold_seconds": None,
+        },
+    }
+    if len(rows) < 4:
+        notes.append("fewer than four rows: nothing to cross-validate")
+        return result
+    n_folds = max(2, min(folds, len(rows) // 2))
+    result["folds_planned"] = n_folds
+    fold_rows = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x))
+    matrix = _features(x)
+    constant_scores, scores, fold_seconds = [], [], []
+    for train_idx, test_idx in fold_rows:
+        guess = _constant_guess(task, y[train_idx])
+        constant = np.repeat(guess[None, ...], len(test_idx), axis=0).reshape(y[test_idx].shape)
+        constant_scores.append(_task_score(task, metric, y[test_idx], constant, names))
+        if fold_seconds and time.monotonic() - started + float(np.mean(fold_seconds)) > budget:
+            result["stopped_early"] = True
+            continue
+        t0 = time.monotonic()
+        predicted = _fit_predict_task(task, matrix[train_idx], y[train_idx], matrix[test_idx])
+        scores.append(_task_score(task, metric, y[test_idx], predicted, names))
+        fold_seconds.append(time.monotonic() - t0)
+    guess = _constant_guess(task, y)
+    shown = (
+        f"mean {float(guess[0]):.4g}"
+        if task == "regression"
+        else ", ".join(n for n, g in zip(names, guess, strict=True) if g) or "no labels"
+    )
+    validation = constant_validation = None
+    if splits.get("validation") and splits["validation"][0]:
+        vt, vl = splits["validation"]
+        vy = _targets(vl, task, fmt, names)
+        result["validation_rows"] = len(vt)
+        constant = np.repeat(guess[None, ...], len(vt), axis=0).reshape(vy.shape)
+        constant_validation = round(_task_score(task, metric, vy, constant, names), 4)
+        predicted = _fit_predict_task(task, matrix, y, _features(vt))
+        validation = round(_task_score(task, metric, vy, predicted, names), 4)
+    mean, std = _summary(constant_scores)
+    result["majority"] = {
+        "label": shown,
+        "cv_mean": mean,
+        "cv_std": std,
+        "cv_scores": [round(v, 4) for v in constant_scores],
+        "validation": constant_validation,
+    }
+    mean, std = _summary(scores)
+    result["tfidf_lr"].update(
+        cv_mean=mean,
+        cv_std=std,
+        cv_scores=[round(v, 4) for v in scores],
+        validation=validation,
+        fold_seconds=round(float(np.mean(fold_seconds)), 2) if fold_seconds else None,
+    )
+    result["folds"] = len(scores)
+    result["seconds"] = round(time.monotonic() - started, 2)
+    return result
+
+
 def baselines_on_test(
     splits: dict[str, tuple[list[str], list[str]]],
     labels: list[str],
@@ -296,11 +481,33 @@ def baselines_on_test(
     positive: str | None = None,
     seed: int = 42,
     max_rows: int = 20000,
+    task: str = "single_label_classification",
+    label_format: str | None = None,
 ) -> dict[str, Any]:
     """Both baselines fit once on the training rows (a stratified sample of at most `max_rows`)
     and scored on every test row with `metric`, so that a fine-tuned model's test score has
     something to beat: {"majority", "tfidf_lr", "train_rows", "test_rows", "seconds"}."""
     started = time.monotonic()
+    if task != "single_label_classification":
+        texts, names = splits["train"]
+        rng = np.random.default_rng(seed)
+        rows = sorted(rng.permutation(len(texts))[:max_rows].tolist())
+        y = _targets([names[i] for i in rows], task, label_format, labels)
+        test_texts, test_names = splits["test"]
+        truth = _targets(test_names, task, label_format, labels)
+        guess = _constant_guess(task, y)
+        constant = np.repeat(guess[None, ...], len(test_texts), axis=0).reshape(truth.shape)
+        predicted = _fit_predict_task(
+            task, _features([texts[i] for i in rows]), y, _features(test_texts)
+        )
+        return {
+            "metric": metric,
+            "majority": round(_task_score(task, metric, truth, constant, labels), 4),
+            "tfidf_lr": round(_task_score(task, metric, truth, predicted, labels), 4),
+            "train_rows": len(rows),
+            "test_rows": len(test_texts),
+            "seconds": round(time.monotonic() - started, 2),
+        }
     texts, names = splits["train"]
     test_texts, test_names = splits["test"]
     label_id = {name: i for i, name in enumerate(labels)}

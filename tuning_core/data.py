@@ -10,6 +10,7 @@ Profiling the rows is `tuning_core.profile`'s job.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -75,6 +76,10 @@ class DataSpec:
     reasons: dict[str, str] = field(default_factory=dict)
     readers: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # what each text is given (recipe.TASKS); multi-label cells are JSON lists ("json") or
+    # names joined by a delimiter (the delimiter itself); regression has no `labels`
+    task: str = "single_label_classification"
+    label_format: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -260,6 +265,109 @@ def check_text_column(name: str, values: list[Any]) -> None:
         )
 
 
+LIST_DELIMITERS = ("|", ";", ",")
+MAX_LABELS = 200  # more distinct labels than this in a multi-label column: not label names
+
+
+def _json_list(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), list)
+    except json.JSONDecodeError:
+        return False
+
+
+def label_list_format(values: list[Any]) -> str | None:
+    """How a column's cells list several labels each: "json" (JSON lists), a delimiter, or None
+    when they do not look like label lists. A delimiter counts when it appears in a fifth of the
+    cells or more and splitting yields a small vocabulary of short names, reused across rows."""
+    present = [str(v).strip() for v in _present(values)]
+    if not present:
+        return None
+    if sum(v.startswith("[") for v in present) >= 0.9 * len(present):
+        # JSON lists, a broken cell or two included (reading them names their rows)
+        sample = present[:2000]
+        return "json" if sum(map(_json_list, sample)) >= 0.9 * len(sample) else None
+    for delimiter in LIST_DELIMITERS:
+        if sum(delimiter in v for v in present) < 0.2 * len(present):
+            continue
+        parts = [p.strip() for v in present for p in v.split(delimiter) if p.strip()]
+        names = set(parts)
+        short = sum(len(p.split()) <= 3 for p in parts) >= 0.95 * len(parts)
+        if short and len(names) <= MAX_LABELS and len(names) < len(set(present)):
+            return delimiter
+    return None
+
+
+def looks_like_scores(values: list[Any]) -> bool:
+    """Numbers, and many distinct ones (mostly fractions, or mostly different per row): a
+    continuous target rather than class ids."""
+    present = [y for y in map(_as_label, values) if y != ""]
+    distinct = sorted(set(present))
+    numbers = [_number(y) for y in distinct]
+    if len(distinct) < 2 or any(x is None for x in numbers):
+        return False
+    fractional = sum(x != int(x) for x in numbers if x is not None)
+    many_fractions = len(distinct) > MAX_NUMERIC_CLASSES and fractional > len(distinct) / 2
+    mostly_distinct = len(distinct) >= 10 and len(distinct) > len(present) / 2
+    return many_fractions or mostly_distinct
+
+
+def check_targets(name: str, values: list[Any]) -> None:
+    """A regression column: numbers in every labelled row, not all the same."""
+    present = [y for y in map(_as_label, values) if y != ""]
+    if not present:
+        raise DatasetError(f"Column {name!r} is empty in every row; nothing to predict")
+    bad = [y for y in present if _number(y) is None]
+    if bad:
+        raise DatasetError(
+            f"Column {name!r} has {len(bad)} value(s) that are not numbers (e.g. "
+            f"{', '.join(repr(b) for b in bad[:3])}): regression needs a number in every "
+            "labelled row"
+        )
+    if len(set(map(_number, present))) < 2:
+        raise DatasetError(f"Column {name!r} holds the same number in every row: nothing to learn")
+
+
+def check_label_lists(name: str, values: list[Any], fmt: str) -> list[str]:
+    """A multi-label column's sorted label set; `DatasetError` for unreadable cells."""
+    names: set[str] = set()
+    for i, value in enumerate(values):
+        if _as_label(value) == "":
+            continue
+        try:
+            names.update(recipe.parse_label_list(_as_label(value), fmt))
+        except ValueError as exc:
+            raise DatasetError(f"Column {name!r}, row {i + 1}: {exc}") from None
+    if len(names) < 2:
+        raise DatasetError(
+            f"Column {name!r} lists {len(names)} distinct label(s); multi-label "
+            "classification needs at least two"
+        )
+    if len(names) > MAX_LABELS:
+        raise DatasetError(
+            f"Column {name!r} lists {len(names)} distinct labels; more than {MAX_LABELS} does "
+            "not look like label names"
+        )
+    return sorted(names)
+
+
+def choose_task(values: list[Any], asked: str | None) -> tuple[str, str | None, str]:
+    """(task, label format, why) for a label column: the task asked for, else by the cells."""
+    fmt = label_list_format(values)
+    if asked == recipe.TASKS[1]:
+        return asked, fmt or ",", "you asked for several labels per text"
+    if asked == "regression":
+        return asked, None, "you asked for a score per text"
+    if asked == recipe.TASKS[0]:
+        return asked, None, "you asked for one label per text"
+    if fmt is not None:
+        how = "JSON lists" if fmt == "json" else f"names separated by {fmt!r}"
+        return recipe.TASKS[1], fmt, f"the label cells hold several labels ({how})"
+    if looks_like_scores(values):
+        return "regression", None, "the labels are numbers with many distinct values (scores)"
+    return recipe.TASKS[0], None, "one label per row"
+
+
 def check_labels(name: str, values: list[Any]) -> list[str]:
     """The sorted label set of a label column; `DatasetError` when it is not class labels."""
     present = [y for y in map(_as_label, values) if y != ""]
@@ -272,19 +380,13 @@ def check_labels(name: str, values: list[Any]) -> list[str]:
             "labelled rows; a classifier needs at least two. If the labels are in another "
             "column, say e.g. \"the label is in column 'category'\""
         )
-    numbers = [_number(y) for y in distinct]
-    if all(x is not None for x in numbers):
-        fractional = sum(x != int(x) for x in numbers if x is not None)
-        many_fractions = len(distinct) > MAX_NUMERIC_CLASSES and fractional > len(distinct) / 2
-        mostly_distinct = len(distinct) >= 10 and len(distinct) > len(present) / 2
-        if many_fractions or mostly_distinct:
-            examples = ", ".join(present[:4])
-            raise DatasetError(
-                f"Column {name!r} holds {len(distinct)} different numbers in {len(present)} "
-                f"rows (e.g. {examples}): these look like scores (regression), which tunesmith "
-                "does not support yet. It sorts texts into classes: name a column of class "
-                "labels, or group the scores into classes first (e.g. low/medium/high)"
-            )
+    if looks_like_scores(values):
+        examples = ", ".join(present[:4])
+        raise DatasetError(
+            f"Column {name!r} holds {len(distinct)} different numbers in {len(present)} "
+            f"rows (e.g. {examples}): these look like scores. Say `regression` to predict the "
+            "number, or name a column of class labels"
+        )
     if len(distinct) > max(50, len(values) // 2):
         raise DatasetError(
             f"Column {name!r} has {len(distinct)} distinct values in {len(values)} rows: "
@@ -345,9 +447,11 @@ def inspect_data(
     text_column: str | None = None,
     label_column: str | None = None,
     split_seed: int = 42,
+    task: str | None = None,
 ) -> DataSpec:
     """Read `path` (a file or a folder), pick the columns (or take the given ones), find the
-    split files and check that the data can train a classifier."""
+    split files and check that the data can train a model for `task` (by default the task
+    the label cells suggest: lists of labels, scores, or one class each)."""
     source = loaders.discover(path)
     train_path, train_reader = source.files["train"], source.readers["train"]
     assert train_path is not None
@@ -364,7 +468,14 @@ def inspect_data(
     if label == text:
         raise DatasetError("The text and label columns must differ")
     check_text_column(text, columns[text])
-    labels = check_labels(label, columns[label])
+    task, fmt, reasons["task"] = choose_task(columns[label], task)
+    if task == "regression":
+        check_targets(label, columns[label])
+        labels: list[str] = []
+    elif task == recipe.TASKS[1]:
+        labels = check_label_lists(label, columns[label], fmt or ",")
+    else:
+        labels = check_labels(label, columns[label])
     train_labels = [y for y in map(_as_label, columns[label]) if y != ""]
     warnings = list(source.warnings)
     unlabelled = len(columns[label]) - len(train_labels)
@@ -385,6 +496,11 @@ def inspect_data(
                 f"{train_name}"
             )
         split_labels = [y for y in map(_as_label, split_columns[label]) if y != ""]
+        if task == "regression":
+            check_targets(label, split_columns[label])
+            split_labels = []  # nothing to compare with training's labels
+        elif task == recipe.TASKS[1]:
+            split_labels = [x for y in split_labels for x in recipe.parse_label_list(y, fmt or ",")]
         unseen = Counter(y for y in split_labels if y not in set(labels))
         if unseen:
             shown = ", ".join(f"{y!r} ({_rows(n)})" for y, n in unseen.most_common(5))
@@ -392,7 +508,7 @@ def inspect_data(
                 f"{split_name} has label(s) that {train_name} lacks: {shown}. Every label of "
                 "the validation and test splits must occur in training"
             )
-        total += len(split_labels)
+        total += sum(1 for y in map(_as_label, split_columns[label]) if y != "")
     if total < MIN_ROWS:
         with_splits = " (split files included)" if total > len(train_labels) else ""
         raise DatasetError(
@@ -400,7 +516,8 @@ def inspect_data(
             f"needs at least {MIN_ROWS} to train and keep some apart for validation and test. "
             "Add rows: a few dozen per label is a sensible minimum"
         )
-    warnings += carve_warnings(train_labels, source.files)
+    if task == recipe.TASKS[0]:
+        warnings += carve_warnings(train_labels, source.files)
     sha = {
         name: recipe.source_sha256(f, source.readers.get(name))
         for name, f in source.files.items()
@@ -417,6 +534,8 @@ def inspect_data(
         reasons=reasons,
         readers=source.readers,
         warnings=warnings,
+        task=task,
+        label_format=fmt if task == recipe.TASKS[1] else None,
     )
 
 

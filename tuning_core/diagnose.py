@@ -100,7 +100,8 @@ class RunWatcher:
         train = [v for s, v in self.losses if first_step <= s <= last_step]
         if len(train) >= 2 and train[-1] >= train[0]:
             return []  # training loss is not falling either: not overfitting
-        best = max(self.evals, key=lambda e: e.get(f"eval_{self.metric}", -1.0))
+        sign = self._sign
+        best = max(self.evals, key=lambda e: sign * e.get(f"eval_{self.metric}", -sign * 1e9))
         trail = " -> ".join(f"{v:.4f}" for v in recent)
         return [
             Finding(
@@ -114,14 +115,19 @@ class RunWatcher:
             )
         ]
 
+    @property
+    def _sign(self) -> int:
+        return -1 if self.metric in ("mse", "mae") else 1
+
     def _plateau(self) -> list[Finding]:
         key = f"eval_{self.metric}"
         values = [e.get(key) for e in self.evals]
         if len(values) < PLATEAU_EVALS + 1 or any(v is None for v in values):
             return []
-        before = max(values[:-PLATEAU_EVALS])
+        sign = self._sign  # errors (mse, mae) improve downwards
+        before = sign * max(sign * v for v in values[:-PLATEAU_EVALS])
         recent = values[-PLATEAU_EVALS:]
-        if max(recent) > before + PLATEAU_DELTA:
+        if max(sign * v for v in recent) > sign * before + PLATEAU_DELTA:
             return []
         return [
             Finding(

@@ -143,8 +143,40 @@ def original_run(report: dict) -> str:
     )
 
 
+def _test_line(report: dict) -> str:
+    """The test set's numbers in one sentence, as the task scores them."""
+    from tuning_core.judge import OTHERS, metric_name
+
+    test = report["test"]
+    task = report.get("task", recipe.TASKS[0])
+    parts = [
+        f"{metric_name(k) if k != 'r2' else 'R²'} {test[k]:.4f}"
+        for k in OTHERS[task]
+        if test.get(k) is not None
+    ]
+    if test.get("ece") is not None:
+        parts.append(f"expected calibration error {test['ece']:.4f}")
+    return f"Test set ({test['n']} rows): " + ", ".join(parts) + "."
+
+
+def _labels_text(data: dict) -> str:
+    task = recipe.task_of(data)
+    if task == "regression":
+        return f"target column `{data['label_column']}` (a number per text)"
+    kind = "label lists" if task == recipe.TASKS[1] else "labels"
+    return f"label column `{data['label_column']}`, {kind}: {', '.join(data['labels'])}"
+
+
+TASK_TITLES = {
+    "single_label_classification": "text classifier",
+    "multi_label_classification": "multi-label text classifier",
+    "regression": "text regressor",
+}
+
+
 def render_readme(plan: dict, data: dict, report: dict, versions: dict[str, str]) -> str:
     headline = recipe.headline(report)
+    task = report.get("task", recipe.TASKS[0])
     files = "\n".join(
         f"| {name} | `{path}` | `{data['sha256'].get(name, '')}` |"
         for name, path in data["files"].items()
@@ -153,10 +185,20 @@ def render_readme(plan: dict, data: dict, report: dict, versions: dict[str, str]
     test = report["test"]
     per_class = "\n".join(
         f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
-        for label, m in test["per_class"].items()
+        for label, m in (test.get("per_class") or {}).items()
     )
+    if per_class:
+        head = "label" if task == recipe.TASKS[1] else "class"
+        per_class = (
+            f"| {head} | precision | recall | F1 | support |\n| --- | --- | --- | --- | --- |\n"
+            + per_class
+        )
+    if test.get("thresholds"):
+        per_class += "\n\nThresholds per label (tuned on validation): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in test["thresholds"].items()
+        )
     version_line = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
-    return f"""# Fine-tuned text classifier: reproduction bundle
+    return f"""# Fine-tuned {TASK_TITLES[task]}: reproduction bundle
 
 Exported by tunesmith. `train.py` is standalone: it needs only the packages in
 `requirements.txt` and the data files below.
@@ -203,9 +245,9 @@ trials until the study holds 40 finished ones; a trial whose worker dies is retr
 
 ## Data
 
-Text column `{data["text_column"]}`, label column `{data["label_column"]}`, labels:
-{", ".join(data["labels"])}. Splits not given as files are carved from the training file,
-stratified, with seed {data.get("split_seed", 42)}.
+Text column `{data["text_column"]}`, {_labels_text(data)}.
+Splits not given as files are carved from the training file, stratified, with seed
+{data.get("split_seed", 42)}.
 
 | split | file | sha256 |
 | --- | --- | --- |
@@ -224,10 +266,8 @@ Base model `{plan["base_model"]}`, max length {plan["max_length"]}, freezing
 {json.dumps(headline, sort_keys=True)}
 ```
 
-Test set ({test["n"]} rows): accuracy {test["accuracy"]:.4f}, macro-F1 {test["macro_f1"]:.4f}.
+{_test_line(report)}
 
-| class | precision | recall | F1 | support |
-| --- | --- | --- | --- | --- |
 {per_class}
 
 Versions that ran: {version_line}.
@@ -254,6 +294,7 @@ def render_model_card(plan: dict, data: dict, report: dict, versions: dict[str, 
     official = judge.get("official", test.get(metric))
     name = judge.get("metric_name", metric)
     labels = list(data["labels"])
+    task = report.get("task", recipe.TASKS[0])
     meta = [
         "---",
         f"license: {licence}",
@@ -265,31 +306,54 @@ def render_model_card(plan: dict, data: dict, report: dict, versions: dict[str, 
         "- tunesmith",
         "metrics:",
         f"- {metric}",
-        "- accuracy",
+        *([] if task != recipe.TASKS[0] else ["- accuracy"]),
         "---",
     ]
+    source = f"`{Path(data['files']['train']).name}` (column `{data['text_column']}`)"
+    named = ", ".join(f"`{x}`" for x in labels)
+    if task == "regression":
+        what = f"to predict a number for each text (`{data['label_column']}`)"
+        use = (
+            f"Scoring texts like those in {source}. Load it with "
+            "`AutoModelForSequenceClassification.from_pretrained`; its single output is a "
+            "standardised score: multiply by `target_std` and add `target_mean` (both in its "
+            "config) to get the target's units."
+        )
+    elif task == recipe.TASKS[1]:
+        what = f"to give each text any of {len(labels)} labels: {named}"
+        use = (
+            f"Tagging texts like those in {source} with any of the labels above. Load it with "
+            "`AutoModelForSequenceClassification.from_pretrained`; a label applies when its "
+            "sigmoid score reaches the label's threshold (tuned on validation, in the README)."
+        )
+    else:
+        what = f"to sort short texts into {len(labels)} labels: {named}"
+        use = (
+            f"Labelling texts like those in {source} with one of the labels above. Load it with "
+            "`AutoModelForSequenceClassification.from_pretrained` (or `PeftModel` over the base "
+            "model for a LoRA adapter); `id2label` in its config names the classes."
+        )
+    supports = ", ".join(f"{k} {m['support']}" for k, m in (test.get("per_class") or {}).items())
     lines = [
         *meta,
         "",
-        "# Text classifier fine-tuned with tunesmith",
+        f"# {TASK_TITLES[task][0].upper()}{TASK_TITLES[task][1:]} fine-tuned with tunesmith",
         "",
-        f"`{plan['base_model']}` fine-tuned to sort short texts into {len(labels)} labels: "
-        + ", ".join(f"`{x}`" for x in labels)
-        + ".",
+        f"`{plan['base_model']}` fine-tuned {what}.",
         "",
         "## Intended use",
         "",
-        f"Labelling texts like those in `{Path(data['files']['train']).name}` (column "
-        f"`{data['text_column']}`) with one of the labels above. Load it with "
-        "`AutoModelForSequenceClassification.from_pretrained` (or `PeftModel` over the base "
-        "model for a LoRA adapter); `id2label` in its config names the classes.",
+        use,
         "",
         "## Training data",
         "",
-        f"{report.get('train_rows', '?')} training rows; {test.get('n', '?')} test rows "
-        "(per class: "
-        + ", ".join(f"{k} {m['support']}" for k, m in test["per_class"].items())
-        + "). Files and their sha256 are in the bundle's README.",
+        f"{report.get('train_rows', '?')} training rows; {test.get('n', '?')} test rows"
+        + (
+            f" (per {'class' if task == recipe.TASKS[0] else 'label'}: {supports})"
+            if supports
+            else ""
+        )
+        + ". Files and their sha256 are in the bundle's README.",
         "",
         "## Training procedure",
         "",
@@ -308,15 +372,19 @@ def render_model_card(plan: dict, data: dict, report: dict, versions: dict[str, 
         f"| this model | {official:.4f} |" if official is not None else "| this model | - |",
     ]
     baselines = judge.get("baselines") or {}
-    titles = {"majority": "always the majority class", "tfidf_lr": "TF-IDF + logistic regression"}
+    from tuning_core.judge import baseline_name
+
+    constant = {
+        "regression": "always the mean target",
+        recipe.TASKS[1]: "always the most common label set",
+    }.get(task, "always the majority class")
+    titles = {"majority": constant, "tfidf_lr": baseline_name(task)}
     for key, title in titles.items():
         if baselines.get(key) is not None:
             lines.append(f"| {title} | {baselines[key]:.4f} |")
     lines += [
         "",
-        f"Accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}"
-        + (f", expected calibration error {test['ece']:.4f}" if test.get("ece") is not None else "")
-        + ".",
+        _test_line(report),
         "",
         "## Limitations",
         "",

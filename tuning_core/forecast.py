@@ -192,6 +192,7 @@ def _calibrate_here(plan: dict, data: dict, steps: int) -> dict:
     splits = recipe.load_splits(data)
     texts, names = splits["train"]
     labels = list(data["labels"])
+    task, fmt = recipe.task_of(data), data.get("label_format")
     rng = random.Random(int(plan.get("seed", 42)))
     batch = int(plan["batch_size"])
     picks = [rng.randrange(len(texts)) for _ in range(batch * (steps + 1))]
@@ -219,7 +220,13 @@ def _calibrate_here(plan: dict, data: dict, steps: int) -> dict:
             padding=True,
             return_tensors="pt",
         )
-        target = torch.tensor([label_id.get(names[i], 0) for i in rows])
+        if task == "regression":
+            target = torch.tensor([recipe.parse_target(names[i]) for i in rows])
+        elif task == "multi_label_classification":
+            chosen = [set(recipe.parse_label_list(names[i], fmt)) for i in rows]
+            target = torch.tensor([[float(y in row) for y in labels] for row in chosen])
+        else:
+            target = torch.tensor([label_id.get(names[i], 0) for i in rows])
         start = time.perf_counter()
         loss = model(**enc, labels=target).loss
         loss.backward()

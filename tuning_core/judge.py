@@ -21,29 +21,59 @@ OVERFIT_GAP = 0.10
 ECE_CALL_OUT = 0.10
 
 
+NAMES = {
+    "macro_f1": "macro-F1",
+    "micro_f1": "micro-F1",
+    "accuracy": "accuracy",
+    "f1": "F1",
+    "pearson": "Pearson's r",
+    "spearman": "Spearman's rho",
+    "mse": "mean squared error",
+    "mae": "mean absolute error",
+    "exact_match": "exact match",
+    "weighted_f1": "weighted F1",
+}
+LOWER_IS_BETTER = ("mse", "mae")  # as recipe.LOWER_IS_BETTER (this module imports nothing)
+# what else the headline shows, by task
+OTHERS = {
+    "single_label_classification": ("accuracy", "macro_f1", "weighted_f1"),
+    "multi_label_classification": ("micro_f1", "macro_f1", "exact_match"),
+    "regression": ("pearson", "spearman", "mse", "mae", "r2"),
+}
+
+
 def metric_name(metric: str, positive: str | None = None) -> str:
     if metric == "f1" and positive:
         return f"F1 of '{positive}'"
-    return {"macro_f1": "macro-F1", "accuracy": "accuracy", "f1": "F1"}.get(metric, metric)
+    return NAMES.get(metric, metric)
+
+
+def improvement(metric: str, score: float, than: float) -> float:
+    """How much better `score` is than `than`: positive is better, whichever way it counts."""
+    return round(than - score if metric in LOWER_IS_BETTER else score - than, 4)
 
 
 def judge(report: dict[str, Any], baselines: dict[str, Any] | None = None) -> dict[str, Any]:
     """The verdict on `report` (see the module docstring); `baselines` from
     `baseline.baselines_on_test`, or None when they could not be scored."""
     metric = report["metric"]
+    task = report.get("task", "single_label_classification")
     test, val = report["test"], report["validation"]
     positive = test.get("positive_label")
     official = float(test[metric])
     out: dict[str, Any] = {
+        "task": task,
         "metric": metric,
         "metric_name": metric_name(metric, positive),
         "official": official,
-        "accuracy": test["accuracy"],
-        "macro_f1": test["macro_f1"],
+        "others": {k: test[k] for k in OTHERS.get(task, ()) if test.get(k) is not None},
+        "accuracy": test.get("accuracy"),
+        "macro_f1": test.get("macro_f1"),
         "weighted_f1": test.get("weighted_f1"),
-        "per_class": test["per_class"],
-        "confusion": test["confusion"],
-        "labels": test["labels"],
+        "per_class": test.get("per_class") or {},
+        "confusion": test.get("confusion"),
+        "labels": test.get("labels") or [],
+        "thresholds": test.get("thresholds"),
         "test_rows": test["n"],
         "ece": test.get("ece"),
         "mean_confidence": test.get("mean_confidence"),
@@ -53,7 +83,7 @@ def judge(report: dict[str, Any], baselines: dict[str, Any] | None = None) -> di
     }
     fit = report.get("train_fit")
     if fit is not None:
-        gap = round(float(fit[metric]) - float(val[metric]), 4)
+        gap = improvement(metric, float(fit[metric]), float(val[metric]))
         out["train"] = float(fit[metric])
         out["train_rows_scored"] = fit["n"]
         out["fit_gap"] = gap
@@ -68,12 +98,12 @@ def judge(report: dict[str, Any], baselines: dict[str, Any] | None = None) -> di
     for name in ("majority", "tfidf_lr"):
         score = (baselines or {}).get(name)
         if score is not None:
-            deltas[name] = round(official - float(score), 4)
+            deltas[name] = improvement(metric, official, float(score))
     out["baselines"] = {k: (baselines or {}).get(k) for k in ("majority", "tfidf_lr")}
     out["deltas"] = deltas
     if "tfidf_lr" in deltas and deltas["tfidf_lr"] <= 0:
         out["calls"].append(
-            f"It does not beat TF-IDF + logistic regression on the test rows "
+            f"It does not beat {baseline_name(task)} on the test rows "
             f"({official:.4f} against {baselines['tfidf_lr']:.4f}): the simpler model is the "
             "better choice until fine-tuning does."
         )
@@ -86,14 +116,30 @@ def judge(report: dict[str, Any], baselines: dict[str, Any] | None = None) -> di
     return out
 
 
+def baseline_name(task: str) -> str:
+    if task == "regression":
+        return "TF-IDF + ridge regression"
+    if task == "multi_label_classification":
+        return "TF-IDF + logistic regression per label"
+    return "TF-IDF + logistic regression"
+
+
 def judgement_text(j: dict[str, Any], errors: int = 20) -> str:
     """The verdict as Markdown: headline, call-outs, per-class table, confusion matrix, errors."""
     name = j["metric_name"]
-    others = [f"accuracy {j['accuracy']:.4f}"]
-    if j["metric"] != "macro_f1":
-        others.append(f"macro-F1 {j['macro_f1']:.4f}")
-    if j.get("weighted_f1") is not None:
-        others.append(f"weighted F1 {j['weighted_f1']:.4f}")
+    task = j.get("task", "single_label_classification")
+    if "others" in j:
+        others = [
+            f"{metric_name(k) if k != 'r2' else 'R²'} {v:.4f}"
+            for k, v in j["others"].items()
+            if k != j["metric"]
+        ]
+    else:  # a verdict saved before tasks
+        others = [f"accuracy {j['accuracy']:.4f}"]
+        if j["metric"] != "macro_f1":
+            others.append(f"macro-F1 {j['macro_f1']:.4f}")
+        if j.get("weighted_f1") is not None:
+            others.append(f"weighted F1 {j['weighted_f1']:.4f}")
     lines = [
         f"**Test ({j['test_rows']} rows): {name} {j['official']:.4f}**; " + ", ".join(others),
         f"- Validation: {name} {j['validation']:.4f}"
@@ -106,14 +152,24 @@ def judgement_text(j: dict[str, Any], errors: int = 20) -> str:
     ]
     base = j.get("baselines") or {}
     parts = []
+    constant = {
+        "regression": "the mean target",
+        "multi_label_classification": "the most common label set",
+    }.get(task, "majority class")
     if base.get("majority") is not None:
-        parts.append(f"majority class {base['majority']:.4f} ({j['deltas']['majority']:+.4f})")
+        parts.append(f"{constant} {base['majority']:.4f} ({j['deltas']['majority']:+.4f})")
     if base.get("tfidf_lr") is not None:
         parts.append(
-            f"TF-IDF + logistic regression {base['tfidf_lr']:.4f} ({j['deltas']['tfidf_lr']:+.4f})"
+            f"{baseline_name(task)} {base['tfidf_lr']:.4f} ({j['deltas']['tfidf_lr']:+.4f})"
         )
     if parts:
-        lines.append("- Baselines on the same test rows: " + "; ".join(parts))
+        better = " (+ is better)" if j["metric"] in LOWER_IS_BETTER else ""
+        lines.append("- Baselines on the same test rows: " + "; ".join(parts) + better)
+    if j.get("thresholds"):
+        lines.append(
+            "- Thresholds per label (tuned on validation): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in j["thresholds"].items())
+        )
     if j.get("ece") is not None:
         lines.append(
             f"- Calibration: expected calibration error {j['ece']:.4f} "
@@ -121,34 +177,44 @@ def judgement_text(j: dict[str, Any], errors: int = 20) -> str:
         )
     if j["calls"]:
         lines += [""] + [f"**Note:** {call}" for call in j["calls"]]
-    lines += [
-        "",
-        "| class | precision | recall | F1 | support |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+    if j["per_class"]:
+        lines += [
+            "",
+            f"| {'label' if task != 'single_label_classification' else 'class'} "
+            "| precision | recall | F1 | support |",
+            "| --- | --- | --- | --- | --- |",
+        ]
     for label, m in j["per_class"].items():
         lines.append(
             f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} "
             f"| {m['support']} |"
         )
     labels = j["labels"]
-    lines += ["", "Confusion matrix (rows: true, columns: predicted)", "", "```"]
-    width = max(len(x) for x in labels) + 1
-    lines.append(" " * width + " ".join(f"{x[:6]:>6}" for x in labels))
-    for label, row in zip(labels, j["confusion"], strict=True):
-        lines.append(f"{label:<{width}}" + " ".join(f"{v:>6}" for v in row))
-    lines.append("```")
+    if j.get("confusion"):
+        lines += ["", "Confusion matrix (rows: true, columns: predicted)", "", "```"]
+        width = max(len(x) for x in labels) + 1
+        lines.append(" " * width + " ".join(f"{x[:6]:>6}" for x in labels))
+        for label, row in zip(labels, j["confusion"], strict=True):
+            lines.append(f"{label:<{width}}" + " ".join(f"{v:>6}" for v in row))
+        lines.append("```")
     shown = j["confident_errors"][:errors]
     if shown:
+        regression = task == "regression"
         lines += [
             "",
-            f"The {len(shown)} most confident errors (often mislabelled rows):",
+            f"The {len(shown)} "
+            + (
+                "predictions furthest from their targets:"
+                if regression
+                else "most confident errors (often mislabelled rows):"
+            ),
             "",
-            "| confidence | true | predicted | text |",
+            f"| {'error' if regression else 'confidence'} | true | predicted | text |",
             "| --- | --- | --- | --- |",
         ]
         for e in shown:
             text = " ".join(e["text"].split()).replace("|", "\\|")
             text = text if len(text) <= 90 else text[:89] + "…"
-            lines.append(f"| {e['confidence']:.3f} | {e['true']} | {e['predicted']} | {text} |")
+            score = f"{e['error']:+.3f}" if regression else f"{e['confidence']:.3f}"
+            lines.append(f"| {score} | {e['true']} | {e['predicted']} | {text} |")
     return "\n".join(lines)

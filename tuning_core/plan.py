@@ -23,7 +23,14 @@ FREEZING_CHOICES = ("none", "head_only", "bottom_k", "lora")
 # pooler); "mean": the mean of the token vectors, as sentence-embedding models were trained
 POOLING_CHOICES = ("default", "mean")
 SCHEDULER_CHOICES = ("linear", "cosine", "constant", "constant_with_warmup")
-METRIC_CHOICES = ("macro_f1", "accuracy", "f1")  # f1: F1 of the plan's positive_label
+# f1: F1 of the plan's positive_label; micro_f1 for multi-label; the last four for regression
+METRIC_CHOICES = ("macro_f1", "accuracy", "f1", "micro_f1", "pearson", "spearman", "mse", "mae")
+# the metrics that score each task (as tuning_core.recipe.METRICS)
+TASK_METRICS = {
+    "single_label_classification": ("macro_f1", "accuracy", "f1"),
+    "multi_label_classification": ("micro_f1", "macro_f1"),
+    "regression": ("pearson", "spearman", "mse", "mae"),
+}
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")
 # the order of training batches: "length" groups texts of similar length into a batch, in runs
 # from the longest to the shortest (the Trainer's group_by_length); "buckets" groups them the
@@ -45,7 +52,12 @@ SEARCHABLE = (
     "pooling",
     "batch_size",
 )
-TASK_CHOICES = ("single_label_classification",)
+TASK_CHOICES = tuple(TASK_METRICS)
+TASK_LABELS = {
+    "single_label_classification": "classification (one label per text)",
+    "multi_label_classification": "multi-label classification (any number of labels per text)",
+    "regression": "regression (a number per text)",
+}
 
 FREEZING_LABELS = {
     "none": "full fine-tuning (nothing frozen)",
@@ -175,6 +187,21 @@ class Plan:
             self.metric in METRIC_CHOICES,
             f"metric must be one of {', '.join(METRIC_CHOICES)}, got {self.metric!r}",
         )
+        if self.task in TASK_METRICS and self.metric in METRIC_CHOICES:
+            check(
+                self.metric in TASK_METRICS[self.task],
+                f"metric {self.metric!r} does not score {TASK_LABELS[self.task]}: use one of "
+                f"{', '.join(TASK_METRICS[self.task])}",
+            )
+        if self.task != "single_label_classification":
+            check(
+                not self.label_smoothing and not self.class_weights,
+                "label_smoothing and class_weights are for single-label classification",
+            )
+            check(
+                self.head_init != "probe",
+                "head_init 'probe' (a logistic-regression head) is for single-label classification",
+            )
         if self.metric == "f1":
             check(
                 bool(self.positive_label),

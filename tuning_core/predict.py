@@ -93,9 +93,18 @@ def predict(
     max_length: int = 128,
     batch_size: int = 32,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    thresholds: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per text, in the input's order: the label and the probability of each class."""
+    """One row per text, in the input's order: the label and the probability of each class;
+    for a multi-label model the labels whose sigmoid score reaches their threshold (`thresholds`,
+    tuned on validation; 0.5 for a label without one) joined by "|"; for a regressor the score
+    in the target's units."""
     import torch
+
+    problem = getattr(model.config, "problem_type", None)
+    if problem == "regression":
+        mean = float(getattr(model.config, "target_mean", 0.0))
+        std = float(getattr(model.config, "target_std", 1.0))
 
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     rows: list[dict[str, Any] | None] = [None] * len(texts)
@@ -110,7 +119,22 @@ def predict(
                 padding=True,
                 return_tensors="pt",
             )
-            probs = torch.softmax(model(**enc).logits.float(), dim=-1).tolist()
+            logits = model(**enc).logits.float()
+            if problem == "regression":
+                for i, x in zip(chunk, logits.reshape(-1).tolist(), strict=True):
+                    rows[i] = {"text": texts[i], "score": round(x * std + mean, 6)}
+                progress(min(start + batch_size, len(texts)), len(texts))
+                continue
+            if problem == "multi_label_classification":
+                cuts = [(thresholds or {}).get(label, 0.5) for label in labels]
+                scores = torch.sigmoid(logits).tolist()
+                for i, p in zip(chunk, scores, strict=True):
+                    chosen = [x for x, q, c in zip(labels, p, cuts, strict=True) if q >= c]
+                    rows[i] = {"text": texts[i], "labels": "|".join(chosen)}
+                    rows[i] |= {f"p_{x}": round(q, 6) for x, q in zip(labels, p, strict=True)}
+                progress(min(start + batch_size, len(texts)), len(texts))
+                continue
+            probs = torch.softmax(logits, dim=-1).tolist()
             for i, p in zip(chunk, probs, strict=True):
                 best = max(range(len(p)), key=p.__getitem__)
                 rows[i] = {"text": texts[i], "label": labels[best]}

@@ -51,6 +51,11 @@ class DataProfile:
     # shares of the sampled training texts with @mentions, #hashtags, links, and of letters
     # outside ASCII: hints at the domain (tweets) and the language for the model choice
     text_traits: dict[str, float] = field(default_factory=dict)
+    # what the labels are (recipe.TASKS); multi-label: label_counts counts rows per label and
+    # label_stats has labels per row and the most frequent pairs; regression: label_counts is
+    # empty and label_stats describes the targets (min, quartiles, max, mean, std)
+    task: str = "single_label_classification"
+    label_stats: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,20 +78,38 @@ class DataProfile:
         below = [t for t in known if t <= max_length]
         return known[max(below)] if below else 1.0
 
+    def labels_line(self) -> str:
+        """The training labels in one line, as the task has them."""
+        stats = self.label_stats
+        if self.task == "regression":
+            return (
+                f"Targets (train): min {stats['min']:g}, quartiles {stats['p25']:g} / "
+                f"{stats['median']:g} / {stats['p75']:g}, max {stats['max']:g}; mean "
+                f"{stats['mean']:g}, standard deviation {stats['std']:g}"
+            )
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.label_counts.items()))
+        if self.task == "multi_label_classification":
+            pairs = ", ".join(f"{a}+{b} {n}" for a, b, n in stats.get("top_pairs", [])[:5])
+            return (
+                f"Labels (train, rows per label): {counts}; {stats['labels_per_row']:.2f} labels "
+                f"per row (most {stats['max_per_row']}), {stats['rows_without']} rows with none"
+                + (f"; most frequent together: {pairs}" if pairs else "")
+            )
+        return f"Labels (train): {counts}; imbalance {self.imbalance_ratio:.1f}x"
+
     def summary_lines(self) -> list[str]:
         """The top findings first ("[severity] title"), then the profile's figures."""
         lines = [f"[{f['severity']}] {f['title']}" for f in self.findings[:TOP_FINDINGS]]
         more = len(self.findings) - TOP_FINDINGS
         if more > 0:
             lines.append(f"(and {more} more finding{'s' if more > 1 else ''})")
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.label_counts.items()))
         lengths = self.token_lengths
         counted = ""
         if self.length_rows and self.length_rows < self.rows.get("train", 0):
             counted = f" (counted on {self.length_rows:,} sampled rows)"
         lines += [
             "Rows: " + ", ".join(f"{k} {v}" for k, v in self.rows.items()),
-            f"Labels (train): {counts}; imbalance {self.imbalance_ratio:.1f}x",
+            self.labels_line(),
             f"Tokens per text: median {lengths['p50']}, p90 {lengths['p90']}, "
             f"p99 {lengths['p99']}, max {lengths['max']}{counted}",
             f"Exact duplicates in train: {self.exact_duplicates}; near duplicates: "
@@ -175,14 +198,46 @@ def profile_rows(
     splits: dict[str, tuple[list[str], list[str]]],
     model_name: str,
     max_length: int | None = None,
+    task: str = "single_label_classification",
+    label_format: str | None = None,
 ) -> DataProfile:
     """Profile rows already split (as `tuning_core.data.load_split_rows` returns them).
 
     Counts tokens once (on a sample beyond LENGTH_SAMPLE training rows) and runs the quality
     analysis; `max_length`, when given, adds the share of training texts it would truncate.
+    `task` and `label_format` say how to read the label cells (as the data spec has them).
     """
     texts, labels = splits["train"]
-    counts = Counter(labels)
+    label_stats: dict[str, Any] = {}
+    if task == "multi_label_classification":
+        sets = [recipe.parse_label_list(y, label_format) for y in labels]
+        counts = Counter(x for row in sets for x in row)
+        pairs = Counter((a, b) for row in sets for i, a in enumerate(row) for b in row[i + 1 :])
+        label_stats = {
+            "labels_per_row": round(sum(map(len, sets)) / max(1, len(sets)), 4),
+            "max_per_row": max(map(len, sets), default=0),
+            "rows_without": sum(1 for row in sets if not row),
+            "top_pairs": [[a, b, n] for (a, b), n in pairs.most_common(10)],
+        }
+        # one canonical string per row, so that the quality checks compare label sets
+        splits = {
+            name: (rows[0], ["|".join(recipe.parse_label_list(y, label_format)) for y in rows[1]])
+            for name, rows in splits.items()
+        }
+    elif task == "regression":
+        counts = Counter()
+        values = np.sort(np.array([recipe.parse_target(y) for y in labels], dtype=np.float64))
+        label_stats = {
+            "min": round(float(values[0]), 4),
+            "p25": round(float(np.quantile(values, 0.25)), 4),
+            "median": round(float(np.quantile(values, 0.5)), 4),
+            "p75": round(float(np.quantile(values, 0.75)), 4),
+            "max": round(float(values[-1]), 4),
+            "mean": round(float(values.mean()), 4),
+            "std": round(float(values.std()), 4),
+        }
+    else:
+        counts = Counter(labels)
     imbalance = max(counts.values()) / max(1, min(counts.values())) if counts else 0.0
     sample, longest = _length_rows(texts)
     counter = token_counter(model_name) if texts else None
@@ -203,6 +258,7 @@ def profile_rows(
         token_lengths={"train": sample_lengths.tolist()},
         max_length=max_length,
         token_rows={"train": sample.tolist()},
+        task=task,
     )
     notes = []
     if len(texts) < 500:
@@ -241,6 +297,8 @@ def profile_rows(
         findings=[f.to_dict() for f in findings],
         length_rows=len(sample),
         text_traits=text_traits([texts[i] for i in sample[:TRAIT_SAMPLE].tolist()]),
+        task=task,
+        label_stats=label_stats,
     )
 
 

@@ -584,21 +584,29 @@ def analyse_with_counts(
     token_lengths: dict[str, list[int]] | None = None,
     max_length: int | None = None,
     token_rows: dict[str, list[int]] | None = None,
+    task: str = "single_label_classification",
 ) -> tuple[list[Finding], dict[str, Any]]:
     """`analyse`'s findings and the counts behind them, whether or not they made a finding:
     {"exact_duplicates", "near_duplicates", "conflicting_texts", "empty_texts" (training
     rows), "leaked_exact", "leaked_near" (evaluation split -> rows), "leaked_train_rows" (what
     drop_leaked would remove), "near_search": {"threshold", "texts", "searched", "sampled"}}.
+
+    For multi-label data, pass each row's labels as one canonical string (sorted, joined);
+    the label findings (rare labels, imbalance) are for single-label classes and are left out.
+    Regression targets are numbers: the conflicting-labels finding is left out too (two
+    annotators' nearby scores for one text are not a conflict).
     """
     index = _Index(splits)
     findings: list[Finding] = []
     if "train" in splits:
         findings += _leakage(index)
         findings += _duplicates(index)
-        findings += _conflicts(index)
+        if task != "regression":
+            findings += _conflicts(index)
         findings += _empties(index)
         findings += _lengths(index, token_lengths or {}, max_length, token_rows or {})
-        findings += _labels(index)
+        if task == "single_label_classification":
+            findings += _labels(index)
     index.counts["near_search"] = {
         "threshold": NEAR_THRESHOLD,
         "texts": index.near_candidates,

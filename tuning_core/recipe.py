@@ -39,6 +39,16 @@ SAMPLING = ("length", "buckets", "random")  # the order of training batches (pla
 # written last into a checkpoint folder: a folder without it was cut short and is not resumed from
 CHECKPOINT_DONE = "checkpoint-complete.json"
 KEEP_CHECKPOINTS = 2  # the newest complete ones (and the best) stay; older ones are deleted
+# what a text is given: one class, any number of classes (sigmoid outputs, a threshold per
+# label tuned on validation), or a number (regression on standardised targets)
+TASKS = ("single_label_classification", "multi_label_classification", "regression")
+METRICS = {
+    "single_label_classification": ("macro_f1", "accuracy", "f1"),
+    "multi_label_classification": ("micro_f1", "macro_f1"),
+    "regression": ("pearson", "spearman", "mse", "mae"),
+}
+LOWER_IS_BETTER = ("mse", "mae")
+REGRESSION_STRATA = 5  # carved splits keep the share of each fifth of the targets
 
 
 # ---------------------------------------------------------------- data
@@ -294,6 +304,58 @@ def stratified_carve(labels: list[str], share: float, seed: int) -> tuple[list[i
     return sorted(kept), sorted(carved)
 
 
+def task_of(data: dict) -> str:
+    return data.get("task") or "single_label_classification"
+
+
+def parse_label_list(value: str, fmt: str | None = None) -> list[str]:
+    """A multi-label cell as its sorted, distinct labels: a JSON list (fmt "json", or a cell that
+    starts with "["), else names split at the delimiter `fmt` ("," when none is given)."""
+    text = str(value).strip()
+    if fmt == "json" or (fmt is None and text.startswith("[")):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"label cell {text[:60]!r} is not a JSON list ({exc.msg})") from None
+        if not isinstance(items, list):
+            raise ValueError(f"label cell {text[:60]!r} is not a JSON list")
+        return sorted({str(x).strip() for x in items if x is not None and str(x).strip()})
+    return sorted({part.strip() for part in text.split(fmt or ",") if part.strip()})
+
+
+def parse_target(value: str) -> float:
+    """A regression target; a clear error for a cell that is not a finite number."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"target {str(value)[:40]!r} is not a number") from None
+    if not math.isfinite(x):
+        raise ValueError(f"target {value!r} is not a finite number")
+    return x
+
+
+def strata(labels: list[str], data: dict) -> list[str]:
+    """What a carved split keeps the shares of: the class (single label), the row's rarest label
+    (multi-label; "" for a row without any), or the fifth of the sorted targets (regression)."""
+    task = task_of(data)
+    if task == "regression":
+        values = [parse_target(y) for y in labels]
+        order = sorted(range(len(values)), key=lambda i: (values[i], i))
+        out = [""] * len(values)
+        for rank, i in enumerate(order):
+            out[i] = str(rank * REGRESSION_STRATA // max(1, len(values)))
+        return out
+    if task == "multi_label_classification":
+        fmt = data.get("label_format")
+        sets = [parse_label_list(y, fmt) for y in labels]
+        counts: dict[str, int] = {}
+        for row in sets:
+            for label in row:
+                counts[label] = counts.get(label, 0) + 1
+        return [min(row, key=lambda x: (counts[x], x)) if row else "" for row in sets]
+    return labels
+
+
 def load_splits(data: dict) -> dict[str, tuple[list[str], list[str]]]:
     """train/validation/test rows as the data spec says: given files, or carved with its seed."""
     files, readers = data["files"], data.get("readers") or {}
@@ -308,7 +370,7 @@ def load_splits(data: dict) -> dict[str, tuple[list[str], list[str]]]:
     for offset, name in enumerate(("test", "validation")):  # carve test first, then validation
         if name in rows:
             continue
-        kept, carved = stratified_carve(labels, CARVE_SHARE[name], seed + offset)
+        kept, carved = stratified_carve(strata(labels, data), CARVE_SHARE[name], seed + offset)
         rows[name] = ([texts[i] for i in carved], [labels[i] for i in carved])
         texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
     rows["train"] = (texts, labels)
@@ -472,22 +534,30 @@ def _encoder_layers(model):
     raise ValueError(f"cannot find the encoder layers of {type(model).__name__}")
 
 
-def build_model(plan: dict, labels: list[str], probe_set=None):
-    """The classifier for `plan`, with its freezing applied.
+def build_model(plan: dict, labels: list[str], probe_set=None, target=None):
+    """The classifier (or regressor) for `plan`, with its freezing applied.
 
     With `head_init` "probe", `probe_set` (the encoded training rows) fits the output layer first.
+    For regression, `target` is the training targets' (mean, std): the model learns standardised
+    targets, and the pair is saved in its config (`target_mean`, `target_std`) for predicting.
     """
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    task = plan.get("task", TASKS[0])
     options = model_load_options(plan)  # refuses remote code and pickle files not agreed to
     path = resolve_model(plan["base_model"])
+    if task == "regression":
+        mean, std = target or (0.0, 1.0)
+        heads = {"num_labels": 1, "target_mean": float(mean), "target_std": float(std)}
+    else:
+        heads = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
     config = AutoConfig.from_pretrained(
-        path,
-        trust_remote_code=options["trust_remote_code"],
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
+        path, trust_remote_code=options["trust_remote_code"], problem_type=task, **heads
     )
     if plan.get("dropout") is not None:
         for attr in (
@@ -503,11 +573,14 @@ def build_model(plan: dict, labels: list[str], probe_set=None):
     model = AutoModelForSequenceClassification.from_pretrained(
         path, config=config, dtype=torch.float32, **options
     )
+    outputs = 1 if task == "regression" else len(labels)
     if plan.get("head_init", "random") == "zeros":
-        zero_output_layer(model, len(labels))
+        zero_output_layer(model, outputs)
     if plan.get("pooling", "default") == "mean":
         use_mean_pooling(model)
     if plan.get("head_init", "random") == "probe":
+        if task != TASKS[0]:
+            raise ValueError("head_init 'probe' fits a logistic regression: single-label only")
         if probe_set is None:
             raise ValueError("head_init 'probe' needs the training rows")
         fit_output_layer(model, probe_set, len(labels))
@@ -777,9 +850,197 @@ def confident_errors(
     ]
 
 
-def _compute_metrics_for(labels: list[str], positive: str | None = None):
+def _ranks(values: list[float]) -> list[float]:
+    """Ranks from 1, ties given their average rank (as Spearman's correlation needs)."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def _pearson(x: list[float], y: list[float]) -> float:
+    """Pearson's correlation; 0.0 when either side is constant (no linear relation to find)."""
+    n = len(x)
+    if n < 2:
+        return 0.0
+    mx, my = sum(x) / n, sum(y) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    sxx = sum((a - mx) ** 2 for a in x)
+    syy = sum((b - my) ** 2 for b in y)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else 0.0
+
+
+def regression_metrics(y_true: list[float], y_pred: list[float]) -> dict:
+    """Mean squared and absolute error, Pearson's and Spearman's correlation, and R²."""
+    n = len(y_true)
+    errors = [p - t for t, p in zip(y_true, y_pred, strict=True)]
+    mse = sum(e * e for e in errors) / n if n else 0.0
+    mean = sum(y_true) / n if n else 0.0
+    variance = sum((t - mean) ** 2 for t in y_true) / n if n else 0.0
+    return {
+        "mse": round(mse, METRIC_DIGITS),
+        "mae": round(sum(abs(e) for e in errors) / n if n else 0.0, METRIC_DIGITS),
+        "pearson": round(_pearson(y_true, y_pred), METRIC_DIGITS),
+        "spearman": round(_pearson(_ranks(y_true), _ranks(y_pred)), METRIC_DIGITS),
+        "r2": round(1 - mse / variance if variance > 0 else 0.0, METRIC_DIGITS),
+        "n": n,
+    }
+
+
+def multilabel_metrics(
+    truth: list[list[int]], predicted: list[list[int]], labels: list[str]
+) -> dict:
+    """Micro- and macro-F1 over the labels, per-label precision/recall/F1/support, the share of
+    rows whose label set is exactly right, and the mean number of labels per row (true and
+    predicted). Macro-F1 averages the labels that occur in `truth`."""
+    per_label = {}
+    tp_all = fp_all = fn_all = 0
+    for j, label in enumerate(labels):
+        tp = sum(1 for t, p in zip(truth, predicted, strict=True) if t[j] and p[j])
+        fp = sum(1 for t, p in zip(truth, predicted, strict=True) if not t[j] and p[j])
+        fn = sum(1 for t, p in zip(truth, predicted, strict=True) if t[j] and not p[j])
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_label[label] = (precision, recall, f1, tp + fn)
+        tp_all, fp_all, fn_all = tp_all + tp, fp_all + fp, fn_all + fn
+    micro_p = tp_all / (tp_all + fp_all) if tp_all + fp_all else 0.0
+    micro_r = tp_all / (tp_all + fn_all) if tp_all + fn_all else 0.0
+    micro_f1 = 2 * micro_p * micro_r / (micro_p + micro_r) if micro_p + micro_r else 0.0
+    present = [label for label in labels if per_label[label][3] > 0] or labels
+    n = len(truth)
+    return {
+        "micro_f1": round(micro_f1, METRIC_DIGITS),
+        "macro_f1": round(sum(per_label[x][2] for x in present) / len(present), METRIC_DIGITS),
+        "micro_precision": round(micro_p, METRIC_DIGITS),
+        "micro_recall": round(micro_r, METRIC_DIGITS),
+        "exact_match": round(
+            sum(1 for t, p in zip(truth, predicted, strict=True) if list(t) == list(p)) / n
+            if n
+            else 0.0,
+            METRIC_DIGITS,
+        ),
+        "labels_per_row": round(sum(map(sum, truth)) / n if n else 0.0, METRIC_DIGITS),
+        "predicted_per_row": round(sum(map(sum, predicted)) / n if n else 0.0, METRIC_DIGITS),
+        "per_class": {
+            label: {
+                "precision": round(p, METRIC_DIGITS),
+                "recall": round(r, METRIC_DIGITS),
+                "f1": round(f, METRIC_DIGITS),
+                "support": support,
+            }
+            for label, (p, r, f, support) in per_label.items()
+        },
+        "labels": list(labels),
+        "n": n,
+    }
+
+
+THRESHOLD_GRID = [round(0.05 * i, 2) for i in range(1, 20)]  # 0.05 .. 0.95
+
+
+def tune_thresholds(truth: list[list[int]], probs: list[list[float]]) -> list[float]:
+    """Per label, the probability above which it is predicted: the grid value with the best F1
+    of that label on these rows (validation), the one nearest 0.5 among equals; 0.5 for a label
+    that never occurs there (nothing to tune on)."""
+    out = []
+    for j in range(len(probs[0]) if probs else 0):
+        column = [(row[j], t[j]) for row, t in zip(probs, truth, strict=True)]
+        if not any(t for _, t in column):
+            out.append(0.5)
+            continue
+        best = (-1.0, 0.0, 0.5)
+        for cut in THRESHOLD_GRID:
+            tp = sum(1 for p, t in column if t and p >= cut)
+            fp = sum(1 for p, t in column if not t and p >= cut)
+            fn = sum(1 for p, t in column if t and p < cut)
+            f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+            best = max(best, (f1, -abs(cut - 0.5), cut))
+        out.append(best[2])
+    return out
+
+
+def multilabel_errors(
+    texts: list[str],
+    truth: list[list[int]],
+    probs: list[list[float]],
+    thresholds: list[float],
+    labels: list[str],
+    k: int = 20,
+) -> list[dict]:
+    """The `k` rows whose predicted label set is wrong with the most confidence: the summed
+    distance past the threshold of every label decided wrongly."""
+    wrong = []
+    for i, (t, row) in enumerate(zip(truth, probs, strict=True)):
+        cost = sum(
+            abs(p - cut)
+            for p, cut, y in zip(row, thresholds, t, strict=True)
+            if (p >= cut) != bool(y)
+        )
+        if cost > 0:
+            wrong.append((-cost, i))
+    out = []
+    for neg, i in sorted(wrong)[:k]:
+        shown = ", ".join
+        predicted = [x for x, p, cut in zip(labels, probs[i], thresholds, strict=True) if p >= cut]
+        out.append(
+            {
+                "row": i,
+                "text": texts[i][:300],
+                "true": shown(x for x, y in zip(labels, truth[i], strict=True) if y) or "(none)",
+                "predicted": shown(predicted) or "(none)",
+                "confidence": round(-neg, METRIC_DIGITS),
+            }
+        )
+    return out
+
+
+def regression_errors(
+    texts: list[str], truth: list[float], predicted: list[float], k: int = 20
+) -> list[dict]:
+    """The `k` predictions furthest from their targets, furthest first."""
+    worst = sorted(range(len(truth)), key=lambda i: (-abs(predicted[i] - truth[i]), i))[:k]
+    return [
+        {
+            "row": i,
+            "text": texts[i][:300],
+            "true": f"{truth[i]:.4g}",
+            "predicted": f"{predicted[i]:.4g}",
+            "error": round(predicted[i] - truth[i], METRIC_DIGITS),
+        }
+        for i in worst
+    ]
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+def _compute_metrics_for(
+    labels: list[str],
+    positive: str | None = None,
+    task: str = "single_label_classification",
+    scale: tuple[float, float] = (0.0, 1.0),
+):
     def compute(eval_pred) -> dict:
         logits, label_ids = eval_pred.predictions, eval_pred.label_ids
+        if task == "regression":
+            mean, std = scale
+            preds = [float(x) * std + mean for x in logits.reshape(-1)]
+            truth = [float(x) * std + mean for x in label_ids.reshape(-1)]
+            m = regression_metrics(truth, preds)
+            return {k: m[k] for k in METRICS[task]}
+        if task == "multi_label_classification":  # 0.5 while training; tuned at the end
+            preds = [[int(x > 0) for x in row] for row in logits.tolist()]
+            m = multilabel_metrics(label_ids.astype(int).tolist(), preds, labels)
+            return {k: m[k] for k in METRICS[task]}
         preds = logits.argmax(axis=-1).tolist()
         m = classification_metrics(label_ids.tolist(), preds, labels, positive)
         keys = ("accuracy", "macro_f1", "f1") if positive else ("accuracy", "macro_f1")
@@ -1211,23 +1472,48 @@ def train_and_evaluate(
     )
 
     out_dir = Path(out_dir)
+    task = plan.get("task", TASKS[0])
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if task_of(data) != task:
+        raise ValueError(f"the plan trains {task} but the data was read for {task_of(data)}")
     labels = list(data["labels"])
     label_ids = {label: i for i, label in enumerate(labels)}
     splits = load_splits(data)
+    fmt = data.get("label_format")
+    target = (0.0, 1.0)  # regression: the training targets' mean and standard deviation
+    if task == "regression":
+        values = [parse_target(y) for y in splits["train"][1]]
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((x - mean) ** 2 for x in values) / len(values))
+        target = (mean, std if std > 0 else 1.0)
+
+    def targets(split: str, names: list[str]) -> list:
+        if task == "regression":
+            return [(parse_target(y) - target[0]) / target[1] for y in names]
+        if task == "multi_label_classification":
+            sets = [parse_label_list(y, fmt) for y in names]
+            unknown = sorted({x for row in sets for x in row} - set(label_ids))
+            if unknown:
+                raise ValueError(f"{split} has labels not seen in training: {unknown[:5]}")
+            return [[float(x in row) for x in labels] for row in sets]
+        unknown = sorted(set(names) - set(label_ids))
+        if unknown:
+            raise ValueError(f"{split} has labels not seen in training: {unknown[:5]}")
+        return [label_ids[y] for y in names]
+
     tokenizer = AutoTokenizer.from_pretrained(
         resolve_model(plan["base_model"]),
         trust_remote_code=model_load_options(plan)["trust_remote_code"],
     )
 
     texts_of: dict[str, list[str]] = {}  # each split's texts in its dataset's row order
+    strata_of: dict[str, list[str]] = {}  # and what a stratified sample of it keeps the shares of
 
     def encode(split: str) -> Dataset:
         texts, names = splits[split]
-        unknown = sorted(set(names) - set(label_ids))
-        if unknown:
-            raise ValueError(f"{split} has labels not seen in training: {unknown[:5]}")
         enc = tokenizer(texts, truncation=True, max_length=int(plan["max_length"]))
-        columns = {**enc, "labels": [label_ids[y] for y in names]}
+        columns = {**enc, "labels": targets(split, names)}
         order = list(range(len(names)))
         if split != "train":
             # evaluated in order of length, so each batch pads little (metrics do not depend on
@@ -1235,6 +1521,8 @@ def train_and_evaluate(
             order.sort(key=lambda i: len(enc["input_ids"][i]))
             columns = {k: [v[i] for i in order] for k, v in columns.items()}
         texts_of[split] = [texts[i] for i in order]
+        groups = strata(names, data)
+        strata_of[split] = [groups[i] for i in order]
         return Dataset.from_dict(columns)
 
     train_set, val_set, test_set = encode("train"), encode("validation"), encode("test")
@@ -1242,13 +1530,19 @@ def train_and_evaluate(
     eval_rows = int(plan.get("eval_rows", 0))
     if 0 < eval_rows < len(val_set):
         # early stopping reads a stratified sample; the report below reads every row
-        names = [labels[i] for i in val_set["labels"]]
+        names = strata_of["validation"]
         _, sample = stratified_carve(names, eval_rows / len(names), int(plan["seed"]))
         eval_set = val_set.select(sample)
     metric = plan.get("metric", "macro_f1")
+    if metric not in METRICS[task]:
+        raise ValueError(f"metric {metric!r} does not score {task}: use {', '.join(METRICS[task])}")
     positive = plan.get("positive_label") if metric == "f1" else None
     if positive is not None and positive not in label_ids:
         raise ValueError(f"positive_label {positive!r} is not one of the labels {labels}")
+    if task != TASKS[0]:
+        for option in ("class_weights", "label_smoothing"):
+            if plan.get(option):
+                raise ValueError(f"{option} is for single-label classification, not {task}")
     precision = plan.get("precision", "fp32")
     effective_batch = int(plan["batch_size"]) * int(plan.get("grad_accum", 1))
     args = TrainingArguments(
@@ -1268,7 +1562,7 @@ def train_and_evaluate(
         save_total_limit=None,  # old checkpoints go in drop_old_checkpoints, after the mark
         load_best_model_at_end=True,
         metric_for_best_model=metric,
-        greater_is_better=True,
+        greater_is_better=metric not in LOWER_IS_BETTER,
         logging_strategy="steps",
         # about 20 loss lines an epoch, counted in updates (the same after an out-of-memory retry
         # that halves the micro-batch and doubles the accumulation)
@@ -1295,13 +1589,13 @@ def train_and_evaluate(
     trainer_class = _trainer_class(plan, class_weights)
     trainer_class.sampling = plan.get("sampling", "length")
     trainer = trainer_class(
-        model_init=lambda: build_model(plan, labels, train_set),
+        model_init=lambda: build_model(plan, labels, train_set, target),
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer=tokenizer),
-        compute_metrics=_compute_metrics_for(labels, positive),
+        compute_metrics=_compute_metrics_for(labels, positive, task, target),
         callbacks=all_callbacks,
     )
     trainer.remove_callback(PrinterCallback)
@@ -1310,10 +1604,33 @@ def train_and_evaluate(
     if interrupted():
         return {"interrupted": True, "global_step": trainer.state.global_step}
 
+    thresholds: list[float] = []  # multi-label: tuned on validation, then used everywhere
+
     def predict(dataset: Dataset, texts: list[str] | None = None) -> dict:
         # the eval sampler is sequential, so predictions pair with the dataset's rows
         out = trainer.predict(dataset)
         logits = torch.as_tensor(out.predictions).float()
+        if task == "regression":
+            mean, std = target
+            preds = [float(x) * std + mean for x in logits.reshape(-1).tolist()]
+            truth = [float(x) * std + mean for x in out.label_ids.reshape(-1).tolist()]
+            metrics = regression_metrics(truth, preds)
+            if texts is not None:
+                metrics["confident_errors"] = regression_errors(texts, truth, preds)
+            return metrics
+        if task == "multi_label_classification":
+            probs = torch.sigmoid(logits).tolist()
+            truth = [[int(x) for x in row] for row in out.label_ids.tolist()]
+            if not thresholds:
+                thresholds.extend(tune_thresholds(truth, probs))
+            decided = [[int(p >= c) for p, c in zip(r, thresholds, strict=True)] for r in probs]
+            metrics = multilabel_metrics(truth, decided, labels)
+            metrics["thresholds"] = dict(zip(labels, thresholds, strict=True))
+            if texts is not None:
+                metrics["confident_errors"] = multilabel_errors(
+                    texts, truth, probs, thresholds, labels
+                )
+            return metrics
         probs = torch.softmax(logits, dim=-1).tolist()
         preds = logits.argmax(dim=-1).tolist()
         truth = out.label_ids.tolist()
@@ -1324,15 +1641,17 @@ def train_and_evaluate(
 
     # the training rows as the final model sees them (a stratified sample of at most as many
     # rows as validation has, 200 at least), to show how far training and validation differ
-    names = [labels[i] for i in train_set["labels"]]
+    names = strata_of["train"]
     fit_rows = max(len(val_set), 200)
     sample = list(range(len(train_set)))
     if fit_rows < len(train_set):
         _, sample = stratified_carve(names, fit_rows / len(names), int(plan["seed"]))
     lengths = [len(ids) for ids in train_set["input_ids"]]
     fit_set = train_set.select(sorted(sample, key=lengths.__getitem__))
+    validation = predict(val_set)  # first: multi-label thresholds are tuned on it
     report = {
-        "validation": predict(val_set),
+        "task": task,
+        "validation": validation,
         "test": predict(test_set, texts_of["test"]),
         "train_fit": predict(fit_set),
         "metric": metric,
@@ -1360,6 +1679,12 @@ def train_and_evaluate(
 def headline(report: dict) -> dict:
     """The few numbers printed on the last line and compared by `--verify`."""
     test = report["test"]
+    task = report.get("task", TASKS[0])
+    if task != TASKS[0]:
+        out = {f"test_{name}": test[name] for name in METRICS[task]}
+        metric = report["metric"]
+        out[f"validation_{metric}"] = report["validation"][metric]
+        return out
     out = {
         "test_accuracy": test["accuracy"],
         "test_macro_f1": test["macro_f1"],

@@ -360,8 +360,23 @@ def recommend_plan(
 
     # -- metric
     labels = sorted(profile.label_counts)
-    positive = positive_label(labels)
-    if positive:
+    single = task == "single_label_classification"
+    positive = positive_label(labels) if single else None
+    if task == "regression":
+        metric = "pearson"
+        reasons["metric"] = Reason(
+            "a number per text: Pearson's correlation between predicted and true scores, as "
+            "STS-B is scored; the report adds Spearman's, the mean squared and absolute errors",
+            "metric-regression",
+        )
+    elif task == "multi_label_classification":
+        metric = "micro_f1"
+        reasons["metric"] = Reason(
+            f"any of {len(labels)} labels per text: micro-F1 counts every (text, label) "
+            "decision alike; the report adds macro-F1 (every label equal) and per-label scores",
+            "metric-multi-label",
+        )
+    elif positive:
         metric = "f1"
         reasons["metric"] = Reason(
             "two labels, one the negation of the other, so finding "
@@ -420,6 +435,8 @@ def recommend_plan(
     precision = _precision(resources)
     draft = Plan(
         task=task,
+        metric=metric,
+        positive_label=positive,
         base_model=base_model,
         max_length=max_length,
         batch_size=batch_size,
@@ -510,14 +527,21 @@ def recommend_plan(
         "weight-decay-zero",
     )
     conflict_share = profile.conflicting_texts / train_rows
-    label_smoothing = 0.1 if conflict_share > 0.01 else 0.0
+    label_smoothing = 0.1 if conflict_share > 0.01 and single else 0.0
     reasons["label_smoothing"] = Reason(
         f"{profile.conflicting_texts} texts carry conflicting labels "
         f"({conflict_share:.1%} of training rows)"
         + ("; soften the targets" if label_smoothing else "; no need to soften the targets"),
         "label-smoothing-conflicts",
     )
-    class_weights = metric == "macro_f1" and profile.imbalance_ratio >= CLASS_WEIGHT_IMBALANCE
+    if not single:
+        reasons["label_smoothing"] = Reason(
+            "off: it softens a softmax over classes, which this task does not have",
+            "label-smoothing-conflicts",
+        )
+    class_weights = (
+        single and metric == "macro_f1" and profile.imbalance_ratio >= CLASS_WEIGHT_IMBALANCE
+    )
     reasons["class_weights"] = Reason(
         (
             f"the largest class is {profile.imbalance_ratio:.1f}x the smallest and the "
@@ -556,7 +580,7 @@ def recommend_plan(
 
     # -- the output layer's starting weights
     n_labels = len(profile.label_counts)
-    if freezing == "none" and train_rows >= SMALL_DATA_ROWS and n_labels == 2:
+    if single and freezing == "none" and train_rows >= SMALL_DATA_ROWS and n_labels == 2:
         head_init = "probe"
         reasons["head_init"] = Reason(
             f"two labels, {train_rows:,} training rows and every layer training: the output "

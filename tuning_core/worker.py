@@ -257,7 +257,7 @@ def search_then_report(plan: dict, data: dict, run_dir: Path, events: EventLog, 
         run_dir / "search",
         storage=os.environ.get(STORAGE_ENV) or None,
         timeout_s=float(timeout) if timeout else None,
-        too_big=memory_filter(run_dir, len(data["labels"])),
+        too_big=memory_filter(run_dir, max(1, len(data["labels"]))),
         callbacks=[progress_callback(events, int(plan["batch_size"]))],
         on_trial=lambda row: events.append({"type": "trial", **row}),
         interrupted=stopping,
@@ -287,10 +287,12 @@ def judge_report(report: dict, plan: dict, data: dict) -> dict:
     try:
         baselines = baselines_on_test(
             recipe.load_splits(data),
-            report["test"]["labels"],
+            list(data["labels"]),
             report["metric"],
             positive,
             seed=int(plan.get("seed", 42)),
+            task=recipe.task_of(data),
+            label_format=data.get("label_format"),
         )
     except Exception as exc:  # a missing baseline must not fail a finished run
         baselines = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}

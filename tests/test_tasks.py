@@ -1,0 +1,247 @@
+"""Multi-label classification and regression through every stage: reading the labels, the
+profile, the baseline, the plan, training, the report, the export that reproduces it, and
+predicting with the saved model."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_cli import tunesmith
+from tiny import scored_rows, tagged_rows, write_rows_csv
+
+from assistant.planner import task_from_words
+from assistant.store import SessionStore
+from tuning_core import recipe
+from tuning_core.baseline import run_baseline
+from tuning_core.data import inspect_data, label_list_format
+from tuning_core.errors import DatasetError
+from tuning_core.judge import judge, judgement_text
+from tuning_core.plan import Plan
+from tuning_core.profile import profile_rows
+
+# ---------------------------------------------------------------- metrics, by hand
+
+
+def test_regression_metrics_match_hand_computed_values():
+    truth, predicted = [1.0, 2.0, 3.0, 4.0], [1.5, 2.0, 2.0, 5.0]
+    m = recipe.regression_metrics(truth, predicted)
+    assert m["mse"] == pytest.approx((0.25 + 0 + 1 + 1) / 4)
+    assert m["mae"] == pytest.approx((0.5 + 0 + 1 + 1) / 4)
+    # Pearson by hand: means 2.5 and 2.625
+    dx = [-1.5, -0.5, 0.5, 1.5]
+    dy = [-1.125, -0.625, -0.625, 2.375]
+    r = sum(a * b for a, b in zip(dx, dy, strict=True)) / (
+        sum(a * a for a in dx) ** 0.5 * sum(b * b for b in dy) ** 0.5
+    )
+    assert m["pearson"] == round(r, 4)
+    # ranks of the predictions: 1, 2.5, 2.5, 4 (a tie shares its ranks)
+    assert recipe._ranks(predicted) == [1.0, 2.5, 2.5, 4.0]
+    assert m["r2"] == round(1 - (2.25 / 4) / 1.25, 4)
+    assert recipe.regression_metrics([1.0, 1.0], [0.0, 2.0])["pearson"] == 0.0  # constant truth
+
+
+def test_multilabel_metrics_and_threshold_tuning():
+    labels = ["a", "b", "c"]
+    truth = [[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 0]]
+    predicted = [[1, 0, 0], [1, 0, 1], [0, 1, 0], [0, 0, 0]]
+    m = recipe.multilabel_metrics(truth, predicted, labels)
+    # tp 3, fp 1 (c in row 2), fn 1 (b in row 2)
+    assert m["micro_f1"] == 0.75
+    # per label F1: a 1.0, b 2/3; c never true, so macro-F1 averages a and b
+    assert m["per_class"]["b"]["f1"] == round(2 / 3, 4)
+    assert m["macro_f1"] == round((1 + 2 / 3) / 2, 4)
+    assert m["exact_match"] == 0.75
+    # a label that only scores 0.3 when present gets a threshold below 0.5
+    probs = [[0.3, 0.9], [0.1, 0.8], [0.32, 0.2], [0.05, 0.1]]
+    cuts = recipe.tune_thresholds([[1, 1], [0, 1], [1, 0], [0, 0]], probs)
+    assert cuts[0] <= 0.3 and cuts[0] > 0.1
+    assert 0.2 < cuts[1] <= 0.8
+    assert recipe.tune_thresholds([[0], [0]], [[0.7], [0.2]]) == [0.5]  # nothing to tune on
+
+
+# ---------------------------------------------------------------- reading the labels
+
+
+@pytest.fixture(scope="module")
+def tag_csv(tmp_path_factory):
+    return write_rows_csv(
+        tmp_path_factory.mktemp("tags") / "tags.csv", tagged_rows(120, seed=3), label="tags"
+    )
+
+
+@pytest.fixture(scope="module")
+def score_csv(tmp_path_factory):
+    return write_rows_csv(
+        tmp_path_factory.mktemp("scores") / "scores.csv", scored_rows(120, seed=3), label="score"
+    )
+
+
+def test_label_lists_and_scores_are_recognised_from_the_cells(tag_csv, score_csv, tmp_path):
+    spec = inspect_data(tag_csv)
+    assert spec.task == "multi_label_classification" and spec.label_format == "json"
+    assert spec.labels == ["gloomy", "travel", "upbeat"]
+    assert "several labels" in spec.reasons["task"]
+    piped = write_rows_csv(tmp_path / "piped.csv", tagged_rows(60, style="|"), label="tags")
+    assert inspect_data(piped).label_format == "|"
+    spec = inspect_data(score_csv)
+    assert spec.task == "regression" and spec.labels == []
+    assert "scores" in spec.reasons["task"]
+    # asked for: the data is read that way, or refused with the reason
+    assert inspect_data(score_csv, task="regression").task == "regression"
+    with pytest.raises(DatasetError, match="not numbers"):
+        inspect_data(tag_csv, task="regression")
+    # ordinary class names stay single-label
+    assert label_list_format(["positive", "negative", "neutral"] * 10) is None
+    assert label_list_format(["a, b", "b", "a"] * 10) == ","
+
+
+def test_bad_label_lists_name_the_row(tmp_path):
+    rows = [(f"text number {i}", '["a", "b"]') for i in range(30)] + [("broken", '["a", ')]
+    path = write_rows_csv(tmp_path / "bad.csv", rows)
+    with pytest.raises(DatasetError, match=r"row 31: label cell .* is not a JSON list"):
+        inspect_data(path, task="multi_label_classification")
+
+
+def test_carved_splits_keep_every_label_and_the_spread_of_scores(tag_csv, score_csv):
+    splits = recipe.load_splits(inspect_data(tag_csv).to_dict())
+    for name in ("validation", "test"):
+        seen = {x for y in splits[name][1] for x in recipe.parse_label_list(y)}
+        assert seen == {"gloomy", "travel", "upbeat"}
+    splits = recipe.load_splits(inspect_data(score_csv).to_dict())
+    train = sorted(float(y) for y in splits["train"][1])
+    test = [float(y) for y in splits["test"][1]]
+    # stratified by fifths of the targets: the test rows reach both tails
+    assert min(test) < train[len(train) // 5] and max(test) > train[4 * len(train) // 5]
+
+
+def test_profile_and_baseline_speak_the_task(tag_csv, score_csv, tiny_model):
+    spec = inspect_data(tag_csv)
+    splits = recipe.load_splits(spec.to_dict())
+    profile = profile_rows(splits, str(tiny_model), task=spec.task, label_format="json")
+    train_sets = [recipe.parse_label_list(y) for y in splits["train"][1]]
+    assert profile.label_counts["travel"] == sum("travel" in row for row in train_sets)
+    assert profile.label_stats["labels_per_row"] == round(
+        sum(map(len, train_sets)) / len(train_sets), 4
+    )
+    assert "labels per row" in profile.labels_line()
+    assert not any(f["id"] in ("rare_labels", "class_imbalance") for f in profile.findings)
+    base = run_baseline(splits, "micro_f1", task=spec.task, label_format="json")
+    assert base["tfidf_lr"]["cv_mean"] > base["majority"]["cv_mean"]
+
+    spec = inspect_data(score_csv)
+    splits = recipe.load_splits(spec.to_dict())
+    profile = profile_rows(splits, str(tiny_model), task="regression")
+    values = sorted(float(y) for y in splits["train"][1])
+    assert profile.label_stats["min"] == round(values[0], 4)
+    assert profile.label_counts == {} and "Targets (train)" in profile.labels_line()
+    base = run_baseline(splits, "pearson", task="regression")
+    assert base["majority"]["cv_mean"] == 0.0  # a constant has no correlation
+    assert base["tfidf_lr"]["cv_mean"] > 0.3
+
+
+def test_plan_refuses_options_the_task_has_no_use_for():
+    assert Plan(task="regression", metric="pearson").problems() == []
+    problems = Plan(task="regression", metric="macro_f1").problems()
+    assert any("does not score regression" in p for p in problems)
+    problems = Plan(task="multi_label_classification", metric="micro_f1", label_smoothing=0.1)
+    assert any("single-label" in p for p in problems.problems())
+
+
+def test_the_task_is_recognised_from_words():
+    assert task_from_words("tag these posts, several labels per post") == (
+        "multi_label_classification"
+    )
+    assert task_from_words("it's a multi-label problem") == "multi_label_classification"
+    assert task_from_words("predict the rating of each review") == "regression"
+    assert task_from_words("regression on helpfulness") == "regression"
+    assert task_from_words("one label per text") == "single_label_classification"
+    assert task_from_words("classify tweets by emotion") is None  # the data decides
+
+
+def test_the_verdict_reads_each_task():
+    report = {
+        "task": "regression",
+        "metric": "mae",
+        "test": {"mae": 0.5, "mse": 0.4, "pearson": 0.8, "spearman": 0.7, "r2": 0.6, "n": 10},
+        "validation": {"mae": 0.45},
+        "train_fit": {"mae": 0.1, "n": 40},
+    }
+    verdict = judge(report, {"majority": 1.0, "tfidf_lr": 0.4})
+    # lower is better: 0.5 beats the mean (1.0) by 0.5 and loses to ridge (0.4) by 0.1
+    assert verdict["deltas"] == {"majority": 0.5, "tfidf_lr": -0.1}
+    assert verdict["fit_gap"] == 0.35 and verdict["overfitting"]
+    text = judgement_text(verdict)
+    assert "mean absolute error 0.5000" in text and "ridge regression" in text
+    assert "Confusion matrix" not in text
+
+
+# ---------------------------------------------------------------- the whole path
+
+
+def run_chat(home, *turns):
+    out = tunesmith("chat", "--headless", stdin="\n".join(turns) + "\n", home=home, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+@pytest.mark.parametrize(
+    "kind, words, settings, metric",
+    [
+        (
+            "tags",
+            "tag these posts with any of their topics",
+            "learning rate 0.003, 12 epochs",
+            "micro_f1",
+        ),
+        ("scores", "predict the score of each post", "learning rate 0.001, 6 epochs", "pearson"),
+    ],
+)
+def test_headless_chat_trains_exports_and_reproduces_each_task(
+    kind, words, settings, metric, tag_csv, score_csv, tiny_model, tmp_path
+):
+    data = tag_csv if kind == "tags" else score_csv
+    home = tmp_path / "home"
+    bundle = tmp_path / "bundle"
+    stdout = run_chat(home, f"{words}: {data}", f"use model {tiny_model}", settings, "")
+    task = "multi-label classification" if kind == "tags" else "regression"
+    assert f"- Task: {task}" in stdout
+    assert "**Results**" in stdout
+    (session_id,) = [s["id"] for s in SessionStore(home).list()]
+    state = SessionStore(home).open(session_id).load_state()
+    report = json.loads((Path(state["run_dir"]) / "report.json").read_text())
+    assert report["task"] == state["plan"]["task"] and report["metric"] == metric
+    curve = [loss for _step, loss in report["loss_curve"]]
+    assert sum(curve[-3:]) / 3 < sum(curve[:3]) / 3  # it learned
+    assert report["judge"]["deltas"]["majority"] > 0  # better than the constant answer
+    if kind == "tags":
+        assert set(report["test"]["thresholds"]) == {"gloomy", "travel", "upbeat"}
+        assert "Thresholds per label" in stdout
+    else:
+        assert "furthest from their targets" in stdout
+    # the export reproduces the metrics exactly on the CPU
+    out = tunesmith("export", session_id, "--out", str(bundle), home=home)
+    assert out.returncode == 0, out.stderr[-2000:]
+    card = (bundle / "model_card.md").read_text()
+    assert ("regressor" in card) if kind == "scores" else ("multi-label" in card.lower())
+    rerun = subprocess.run(
+        [sys.executable, "train.py", "--verify", "--out", str(tmp_path / "rerun")],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert "verified: the rerun matches the record" in rerun.stdout
+    # predicting with the saved model speaks the task too
+    texts = tmp_path / "texts.txt"
+    texts.write_text("love great good\nhate awful terrible\n")
+    out = tunesmith("predict", session_id, "--input", str(texts), home=home)
+    assert out.returncode == 0, out.stderr[-2000:]
+    header = out.stdout.splitlines()[0]
+    assert (
+        ("score" in header) if kind == "scores" else ("labels" in header and "p_upbeat" in header)
+    )
