@@ -110,17 +110,31 @@ class DataScreen(Screen):
         self.state = state
         self.findings: list[dict[str, Any]] = list((state.profile or {}).get("findings") or [])
 
+    def _labels_title(self) -> str:
+        task = (self.state.profile or {}).get("task")
+        if task == "regression":
+            return "Targets (train)"
+        if task == "multi_label_classification":
+            return "Rows per label (train)"
+        return "Labels (train)"
+
+    def _labels_chart(self) -> Text:
+        profile = self.state.profile or {}
+        chart = label_chart(profile.get("label_counts", {}))
+        if profile.get("task") in ("regression", "multi_label_classification"):
+            from tuning_core.profile import DataProfile
+
+            chart.append(DataProfile.from_dict(profile).labels_line(), style="dim")
+        return chart
+
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="data-view"):
             yield Static(self._reading(), id="data-reading")
             with Horizontal(id="data-charts"):
                 with Vertical(classes="data-chart"):
-                    yield Static("Labels (train)", classes="data-title")
-                    yield Static(
-                        label_chart((self.state.profile or {}).get("label_counts", {})),
-                        id="label-chart",
-                    )
+                    yield Static(self._labels_title(), classes="data-title")
+                    yield Static(self._labels_chart(), id="label-chart")
                 with Vertical(classes="data-chart"):
                     yield Static("Tokens per text (train)", classes="data-title")
                     profile = self.state.profile or {}

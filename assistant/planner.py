@@ -433,6 +433,7 @@ class Planner:
                 runs.write_json_atomic(run_dir / "forecast_check.json", checked)
             self.state.report = {
                 "forecast_check": checked,
+                "task": report.get("task", TASK),
                 "validation": report["validation"],
                 "test": report["test"],
                 "metric": report["metric"],

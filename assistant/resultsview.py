@@ -19,11 +19,15 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from tuning_core.judge import ECE_CALL_OUT, OVERFIT_GAP, metric_name
+from tuning_core.judge import ECE_CALL_OUT, OTHERS, OVERFIT_GAP, baseline_name, metric_name
 
 MISSING = "—"
 ERROR_TEXT_WIDTH = 80  # characters of an error's text shown in its table row
 BASELINE_NAMES = {"majority": "majority class", "tfidf_lr": "TF-IDF + logistic regression"}
+CONSTANT_NAMES = {
+    "regression": "the mean target",
+    "multi_label_classification": "most common label set",
+}
 
 
 def number(value: Any) -> float | None:
@@ -64,6 +68,9 @@ class ResultsView:
         self.test = mapping(self.report.get("test"))
         self.verdict = mapping(self.report.get("judge"))
         self.metric = str(self.report.get("metric") or self.verdict.get("metric") or "macro_f1")
+        self.task = str(
+            self.report.get("task") or self.verdict.get("task") or "single_label_classification"
+        )
         positive = self.test.get("positive_label")
         self.metric_name = str(
             self.verdict.get("metric_name") or metric_name(self.metric, positive)
@@ -120,7 +127,12 @@ class ResultsView:
         scores = mapping(self.verdict.get("baselines"))
         deltas = mapping(self.verdict.get("deltas"))
         rows = []
-        for key, name in BASELINE_NAMES.items():
+        names = {
+            **BASELINE_NAMES,
+            "majority": CONSTANT_NAMES.get(self.task, "majority class"),
+            "tfidf_lr": baseline_name(self.task),
+        }
+        for key, name in names.items():
             score = number(scores.get(key))
             if score is None:
                 continue
@@ -144,13 +156,14 @@ class ResultsView:
         text.append(f"  test ({rows} rows)" if number(rows) is not None else "  test", style="dim")
         text.append(f"  {self.metric_name} ", style="bold")
         text.append(fmt(self.official), style="bold green")
-        parts = [("accuracy", "accuracy"), ("macro-F1", "macro_f1"), ("weighted F1", "weighted_f1")]
-        for name, key in parts:
+        for key in OTHERS.get(self.task, OTHERS["single_label_classification"]):
             if key != self.metric:  # the official metric is already shown first
+                name = "R²" if key == "r2" else metric_name(key)
                 text.append(f"  ·  {name} {fmt(self.pick(key))}")
         ece = number(self.pick("ece"))
-        text.append("  ·  ECE ")
-        text.append(fmt(ece), style="bold dark_orange" if (ece or 0) > ECE_CALL_OUT else "")
+        if self.task == "single_label_classification":
+            text.append("  ·  ECE ")
+            text.append(fmt(ece), style="bold dark_orange" if (ece or 0) > ECE_CALL_OUT else "")
         train, val, gap = self.gap()
         text.append("\ntrain/validation gap ")
         overfit = self.verdict.get("overfitting") is True or (gap or 0) > OVERFIT_GAP
@@ -186,7 +199,10 @@ def error_detail(error: dict[str, Any]) -> Text:
     text.append(f"row {error.get('row', '?')}: ", style="dim")
     text.append(f"true {error.get('true', '?')}", style="green")
     text.append(f", predicted {error.get('predicted', '?')}", style="red")
-    text.append(f" with confidence {fmt(error.get('confidence'), '.3f')}\n", style="dim")
+    if "error" in error:  # regression: how far off
+        text.append(f", off by {fmt(error.get('error'), '+.3f')}\n", style="dim")
+    else:
+        text.append(f" with confidence {fmt(error.get('confidence'), '.3f')}\n", style="dim")
     text.append(str(error.get("text", "")))
     return text
 
@@ -335,10 +351,13 @@ class ResultsScreen(Screen):
             table.display = False
             detail.update(Text("No confident errors in this report.", style="dim"))
             return
-        table.add_columns("confidence", "true", "predicted", "text")
+        regression = self.results.task == "regression"
+        table.add_columns("error" if regression else "confidence", "true", "predicted", "text")
         for i, error in enumerate(self.errors):
             table.add_row(
-                fmt(error.get("confidence"), ".3f"),
+                fmt(error.get("error"), "+.3f")
+                if regression
+                else fmt(error.get("confidence"), ".3f"),
                 Text(str(error.get("true", MISSING)), style="green"),
                 Text(str(error.get("predicted", MISSING)), style="red"),
                 one_line(error.get("text", ""), ERROR_TEXT_WIDTH),

@@ -259,3 +259,76 @@ async def test_odd_reports_open_without_raising(home, report):
         assert "this run" in static_text(app.screen, "#results-header")
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, ResultsScreen))
+
+
+REGRESSION_REPORT = {
+    "task": "regression",
+    "metric": "pearson",
+    "validation": {"pearson": 0.81},
+    "train_fit": {"pearson": 0.9, "n": 100},
+    "test": {
+        "pearson": 0.8, "spearman": 0.78, "mse": 0.42, "mae": 0.51, "r2": 0.6, "n": 20,
+        "confident_errors": [
+            {"row": 3, "text": "so so", "true": "4.5", "predicted": "1.2", "error": -3.3},
+        ],
+    },
+    "judge": {
+        "task": "regression", "metric": "pearson", "metric_name": "Pearson's r",
+        "official": 0.8, "validation": 0.81, "train": 0.9, "fit_gap": 0.09,
+        "overfitting": False,
+        "baselines": {"majority": 0.0, "tfidf_lr": 0.7},
+        "deltas": {"majority": 0.8, "tfidf_lr": 0.1},
+        "calls": [],
+    },
+}  # fmt: skip
+
+MULTI_LABEL_REPORT = {
+    "task": "multi_label_classification",
+    "metric": "micro_f1",
+    "validation": {"micro_f1": 0.7},
+    "test": {
+        "micro_f1": 0.75, "macro_f1": 0.7, "exact_match": 0.5, "n": 12,
+        "labels": ["sport", "tech"],
+        "thresholds": {"sport": 0.35, "tech": 0.5},
+        "per_class": {
+            "sport": {"precision": 0.8, "recall": 0.6667, "f1": 0.7273, "support": 6},
+            "tech": {"precision": 0.6, "recall": 0.75, "f1": 0.6667, "support": 4},
+        },
+    },
+    "judge": {
+        "task": "multi_label_classification", "metric": "micro_f1", "metric_name": "micro-F1",
+        "official": 0.75, "validation": 0.7, "baselines": {"majority": 0.4, "tfidf_lr": 0.7},
+        "deltas": {"majority": 0.35, "tfidf_lr": 0.05}, "calls": [],
+    },
+}  # fmt: skip
+
+
+async def test_results_view_speaks_regression_and_multi_label(home):
+    app = TunesmithApp(home=home, session_id=open_session(home, REGRESSION_REPORT))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        screen = app.screen
+        header = static_text(screen, "#results-header")
+        for part in ("Pearson's r 0.8000", "mean absolute error 0.5100", "R² 0.6000"):
+            assert part in header, header
+        assert "ECE" not in header and "accuracy" not in header
+        assert rows(screen.query_one("#baselines", DataTable))[1:] == [
+            ["the mean target", "0.0000", "+0.8000"],
+            ["TF-IDF + ridge regression", "0.7000", "+0.1000"],
+        ]
+        errors = screen.query_one("#errors", DataTable)
+        assert next(str(c.label) for c in errors.columns.values()) == "error"
+        assert rows(errors)[0][:3] == ["-3.300", "4.5", "1.2"]
+        assert not screen.query_one("#confusion", DataTable).display
+    app = TunesmithApp(home=home, session_id=open_session(home, MULTI_LABEL_REPORT))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        screen = app.screen
+        header = static_text(screen, "#results-header")
+        assert "micro-F1 0.7500" in header and "exact match 0.5000" in header
+        assert rows(screen.query_one("#per-class", DataTable))[0][0] == "sport"
+        assert rows(screen.query_one("#baselines", DataTable))[1][0] == "most common label set"

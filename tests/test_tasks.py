@@ -245,3 +245,27 @@ def test_headless_chat_trains_exports_and_reproduces_each_task(
     assert (
         ("score" in header) if kind == "scores" else ("labels" in header and "p_upbeat" in header)
     )
+
+
+def test_a_search_minimises_an_error_metric(score_csv, tiny_model, tmp_path):
+    """With mean absolute error as the metric, the best trial is the one with the lowest."""
+    from tuning_core import search
+
+    space = {"learning_rate": {"low": 1e-4, "high": 3e-3, "log": True}}
+    plan = Plan(
+        task="regression",
+        metric="mae",
+        base_model=str(tiny_model),
+        max_length=32,
+        learning_rate=1e-3,
+        epochs=2.0,
+        search_space=space,
+        trials=3,
+    ).validate()
+    data = inspect_data(score_csv).to_dict()
+    result = search.run_search(plan.to_dict(), data, tmp_path, pruner="none")
+    values = [row["value"] for row in result["trials"] if row["state"] == "complete"]
+    assert len(values) == 3 and all(v > 0 for v in values)  # errors, shown un-negated
+    assert result["best"]["value"] == pytest.approx(min(values), abs=1e-4)
+    report = json.loads((Path(result["best"]["run_dir"]) / "report.json").read_text())
+    assert report["validation"]["mae"] == pytest.approx(min(values), abs=1e-4)

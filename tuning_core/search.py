@@ -140,6 +140,11 @@ def _pruner(name: str, max_epochs: int):
     raise ValueError(f"pruner must be one of {PRUNERS}, not {name!r}")
 
 
+def score_sign(metric: str) -> int:
+    """The study maximises; an error metric (mse, mae) is stored negated, so lower is better."""
+    return -1 if metric in recipe.LOWER_IS_BETTER else 1
+
+
 def _report_callback(trial, metric: str):
     """Reports each evaluation's metric to the trial (step = epoch) and stops a pruned trial."""
     import optuna
@@ -151,7 +156,7 @@ def _report_callback(trial, metric: str):
             if value is None:
                 return
             step = max(1, round(float(state.epoch or 0)))
-            trial.report(float(value), step)
+            trial.report(score_sign(metric) * float(value), step)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"{metric} {value:.4f} after epoch {step}")
 
@@ -327,12 +332,12 @@ def run_search(
         (run_dir / "report.json").write_text(json.dumps(recipe_report, indent=1, sort_keys=True))
         value = float(report["validation"][metric])
         trial.set_user_attr("epochs_run", report.get("epochs_run"))
-        return value
+        return score_sign(metric) * value
 
     def after_trial(study, frozen) -> None:
         keep_best_model_only(study, out_dir)
         if on_trial:
-            on_trial(trial_row(frozen))
+            on_trial(trial_row(frozen, metric))
         if interrupted():
             study.stop()
 
@@ -346,14 +351,14 @@ def run_search(
         study.optimize(
             objective, n_trials=1, timeout=remaining_s, callbacks=[after_trial], catch=()
         )
-    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    rows = [trial_row(t, metric) for t in study.get_trials(deepcopy=False)]
     complete = [t for t in study.get_trials(states=(TrialState.COMPLETE,))]
     best = None
     if complete:
         b = study.best_trial
         best = {
             "number": b.number,
-            "value": b.value,
+            "value": score_sign(metric) * b.value,
             "params": b.params,
             "plan": b.user_attrs["plan"],
             "run_dir": str(out_dir / "trials" / f"trial-{b.number}"),
@@ -361,15 +366,16 @@ def run_search(
     return {"best": best, "trials": rows, "retried": retried, "metric": metric}
 
 
-def trial_row(t) -> dict[str, Any]:
-    """One row of the trials table: number, state, value, params, epochs reached, duration."""
+def trial_row(t, metric: str = "macro_f1") -> dict[str, Any]:
+    """One row of the trials table: number, state, value (the metric itself, un-negated),
+    params, epochs reached, duration."""
     seconds = None
     if t.datetime_start and t.datetime_complete:
         seconds = round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
     return {
         "number": t.number,
         "state": t.state.name.lower(),
-        "value": None if t.value is None else round(float(t.value), 4),
+        "value": None if t.value is None else round(score_sign(metric) * float(t.value), 4),
         "params": dict(t.params),
         "epochs_reported": max(t.intermediate_values, default=0),
         "seconds": seconds,
