@@ -269,3 +269,25 @@ def test_a_search_minimises_an_error_metric(score_csv, tiny_model, tmp_path):
     assert result["best"]["value"] == pytest.approx(min(values), abs=1e-4)
     report = json.loads((Path(result["best"]["run_dir"]) / "report.json").read_text())
     assert report["validation"]["mae"] == pytest.approx(min(values), abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name, content, said",
+    [
+        ("ner.conll", "EU B-ORG\nrejects O\n\nPeter B-PER\nBlackburn I-PER\n", "NER"),
+        ("ner.txt", "EU NNP B-ORG\nrejects VBZ O\n\nPeter NNP B-PER\nBlack NNP I-PER\n", "NER"),
+        ("ner.jsonl", '{"tokens": ["EU", "rejects"], "ner_tags": ["B-ORG", "O"]}\n', "NER"),
+        ("sft.jsonl", '{"prompt": "Capital of France?", "response": "Paris."}\n', "instruction"),
+        ("chat.jsonl", '{"messages": [{"role": "user", "content": "hi"}]}\n', "instruction"),
+    ],
+)
+def test_token_and_instruction_files_are_recognised_and_declined_clearly(
+    name, content, said, tmp_path
+):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DatasetError) as caught:
+        inspect_data(path)
+    message = str(caught.value)
+    assert f"{name} looks like data for" in message and said in message
+    assert "cannot train that yet" in message and "\n" not in message

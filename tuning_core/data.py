@@ -442,6 +442,44 @@ def carve_warnings(train_labels: list[str], files: dict[str, str | None]) -> lis
     return warnings
 
 
+TOKEN_SUFFIXES = (".conll", ".conllu", ".bio", ".iob", ".iob2")
+
+
+def other_task_shape(path: Path) -> str | None:
+    """What task a file's shape says when it is not a table of texts and labels: token
+    classification (CoNLL columns, or JSON lines with token and tag lists) or instruction
+    tuning (JSON lines of prompts and responses, or chat messages); None otherwise."""
+    from tuning_core import tokens
+
+    if not path.is_file():
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            sample = fh.read(64_000)
+    except OSError:
+        return None
+    if path.suffix.lower() in TOKEN_SUFFIXES or (
+        path.suffix.lower() in (".txt", ".tsv", "") and tokens.looks_like_conll(sample)
+    ):
+        return "token classification (NER): one token and its tag per line"
+    first = next((line for line in sample.splitlines() if line.strip()), "")
+    try:
+        row = json.loads(first)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(row, dict):
+        return None
+    keys = set(row)
+    if keys & set(tokens.TOKEN_KEYS) and keys & set(tokens.TAG_KEYS):
+        if any(isinstance(row[k], list) for k in keys & set(tokens.TAG_KEYS)):
+            return "token classification (NER): lists of tokens and tags"
+    if keys & {"messages", "conversations"} or (
+        keys & {"prompt", "instruction"} and keys & {"response", "completion", "output"}
+    ):
+        return "instruction tuning: prompts and responses (or chat messages) for a language model"
+    return None
+
+
 def inspect_data(
     path: str | Path,
     text_column: str | None = None,
@@ -452,6 +490,13 @@ def inspect_data(
     """Read `path` (a file or a folder), pick the columns (or take the given ones), find the
     split files and check that the data can train a model for `task` (by default the task
     the label cells suggest: lists of labels, scores, or one class each)."""
+    shape = other_task_shape(Path(path).expanduser())
+    if shape:
+        raise DatasetError(
+            f"{Path(path).name} looks like data for {shape}. tunesmith reads it but cannot "
+            "train that yet: it trains text classifiers (one or several labels per text) and "
+            "regressors (a number per text) on a table with a text column and a label column"
+        )
     source = loaders.discover(path)
     train_path, train_reader = source.files["train"], source.readers["train"]
     assert train_path is not None
