@@ -470,9 +470,9 @@ def other_task_shape(path: Path) -> str | None:
     if not isinstance(row, dict):
         return None
     keys = set(row)
-    if keys & set(tokens.TOKEN_KEYS) and keys & set(tokens.TAG_KEYS):
-        if any(isinstance(row[k], list) for k in keys & set(tokens.TAG_KEYS)):
-            return "token classification (NER): lists of tokens and tags"
+    tags = keys & set(tokens.TAG_KEYS)
+    if keys & set(tokens.TOKEN_KEYS) and any(isinstance(row[k], list) for k in tags):
+        return "token classification (NER): lists of tokens and tags"
     if keys & {"messages", "conversations"} or (
         keys & {"prompt", "instruction"} and keys & {"response", "completion", "output"}
     ):
