@@ -192,7 +192,7 @@ class RunHistory:
         keys = {key for metrics in self.evals.ys for key in metrics}
         if self.metric and f"eval_{self.metric}" in keys:
             return f"eval_{self.metric}"
-        for key in ("eval_f1", "eval_macro_f1", "eval_micro_f1", "eval_pearson"):
+        for key in ("eval_f1", "eval_macro_f1", "eval_micro_f1", "eval_pearson", "eval_entity_f1"):
             if key in keys:
                 return key
         return "eval_macro_f1"

@@ -64,11 +64,14 @@ Press **Enter** to try it on the built-in demo (360 short posts labelled positiv
 neutral). Type `/help` for everything I understand."""
 
 OTHER_TASKS = {
-    r"\b(?:ner\b|named[ -]entit|token[ -]classif|sequence[ -]tagg|pos[ -]tagg)": "token classification (NER)",
     r"\b(?:generat|chat ?bot|instruction|summari[sz]|translat)": "text generation",
 }
 # the person's words for a task (checked in this order); None lets the data's shape decide
 TASK_WORDS = {
+    "token_classification": (
+        r"\bner\b|named[ -]entit|token[ -]classif|sequence[ -]tagg|\bpos[ -]tagg"
+        r"|\btag (?:each|every) (?:word|token)"
+    ),
     "multi_label_classification": (
         r"\bmulti[- ]?label|\b(?:several|multiple|many|any number of|more than one) "
         r"(?:labels|tags|categories|topics)|\btags? per\b|\blabels? sets?\b"
@@ -103,6 +106,10 @@ TASK_INTROS = {
         "decision with its own threshold."
     ),
     "regression": "Regression it is{what}: a number per text (a score, a rating).",
+    "token_classification": (
+        "Token classification it is{what}: a tag for every word (named entities), scored by "
+        "whole entities."
+    ),
     None: "Text classification it is{what}: I'll tell from the labels whether each text has one "
     "label, several, or a score.",
 }
@@ -123,6 +130,8 @@ METRIC_LABELS = {
     "spearman": "Spearman's rho",
     "mse": "mean squared error",
     "mae": "mean absolute error",
+    "entity_f1": "entity F1",
+    "token_accuracy": "token accuracy",
 }
 
 
@@ -584,8 +593,8 @@ class Planner:
                     Reply(
                         f"{name.capitalize()} is not supported yet: I fine-tune text "
                         "classifiers (one label per text: sentiment, topics, intents; or several "
-                        "labels per text) and regressors (a score per text). Tell me such a "
-                        "task, or press Enter.",
+                        "labels per text), regressors (a score per text) and token classifiers "
+                        "(named entities). Tell me such a task, or press Enter.",
                     )
                 ]
         self.state.task_asked = task_from_words(text)
@@ -748,7 +757,15 @@ class Planner:
         took = f" ({seconds:.1f} s)" if seconds is not None else ""
         name = Path(self.state.source or spec.train_file).name
         labels = ", ".join(f"`{k}` ({v})" for k, v in profile.label_counts.items())
-        if spec.task == "regression":
+        if spec.task == "token_classification":
+            stats = profile.label_stats
+            labels_line = (
+                f"- {len(spec.labels)} tags ({spec.label_format} scheme), entities: "
+                + (labels or "none")
+                + f"; {stats.get('sentences', 0):,} sentences, "
+                f"{stats.get('tokens', 0):,} tokens"
+            )
+        elif spec.task == "regression":
             stats = profile.label_stats
             labels_line = (
                 f"- Targets: numbers from {stats['min']:g} to {stats['max']:g} (median "
@@ -817,6 +834,7 @@ class Planner:
 
         task = baseline.get("task") or TASK
         constant = {
+            "token_classification": "tagging every word `O`",
             "regression": f"always predicting the mean ({majority.get('label')})",
             "multi_label_classification": "always predicting the most common labels "
             f"({majority.get('label')})",

@@ -7,7 +7,19 @@ from typing import Any
 # what an eval line shows: the loss and every task's metrics (recipe.METRICS)
 EVAL_KEYS = tuple(
     f"eval_{k}"
-    for k in ("loss", "accuracy", "macro_f1", "f1", "micro_f1", "pearson", "spearman", "mse", "mae")
+    for k in (
+        "loss",
+        "accuracy",
+        "macro_f1",
+        "f1",
+        "micro_f1",
+        "pearson",
+        "spearman",
+        "mse",
+        "mae",
+        "entity_f1",
+        "token_accuracy",
+    )
 )
 
 

@@ -150,7 +150,12 @@ def _metric_text(metrics: dict[str, float]) -> str:
         parts.append(f"macro-F1 {metrics['eval_macro_f1']:.3f}")
     if "eval_accuracy" in metrics:
         parts.append(f"acc {metrics['eval_accuracy']:.3f}")
-    for key, name in (("micro_f1", "micro-F1"), ("pearson", "r"), ("mae", "MAE")):
+    for key, name in (
+        ("micro_f1", "micro-F1"),
+        ("pearson", "r"),
+        ("mae", "MAE"),
+        ("entity_f1", "entity F1"),
+    ):
         if f"eval_{key}" in metrics:
             parts.append(f"{name} {metrics[f'eval_{key}']:.3f}")
     return " / ".join(parts)

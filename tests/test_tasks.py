@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from test_cli import tunesmith
-from tiny import scored_rows, tagged_rows, write_rows_csv
+from tiny import scored_rows, tagged_rows, tagged_sentences, write_conll, write_rows_csv
 
 from assistant.planner import task_from_words
 from assistant.store import SessionStore
@@ -197,16 +197,21 @@ def run_chat(home, *turns):
             "micro_f1",
         ),
         ("scores", "predict the score of each post", "learning rate 0.001, 6 epochs", "pearson"),
+        ("ner", "find the named entities", "learning rate 0.003, 6 epochs", "entity_f1"),
     ],
 )
 def test_headless_chat_trains_exports_and_reproduces_each_task(
     kind, words, settings, metric, tag_csv, score_csv, tiny_model, tmp_path
 ):
-    data = tag_csv if kind == "tags" else score_csv
+    data = {"tags": tag_csv, "scores": score_csv}.get(kind) or write_conll(
+        tmp_path / "ner.conll", tagged_sentences(120, seed=3)
+    )
     home = tmp_path / "home"
     bundle = tmp_path / "bundle"
     stdout = run_chat(home, f"{words}: {data}", f"use model {tiny_model}", settings, "")
-    task = "multi-label classification" if kind == "tags" else "regression"
+    task = {"tags": "multi-label classification", "scores": "regression"}.get(
+        kind, "token classification"
+    )
     assert f"- Task: {task}" in stdout
     assert "**Results**" in stdout
     (session_id,) = [s["id"] for s in SessionStore(home).list()]
@@ -219,13 +224,17 @@ def test_headless_chat_trains_exports_and_reproduces_each_task(
     if kind == "tags":
         assert set(report["test"]["thresholds"]) == {"gloomy", "travel", "upbeat"}
         assert "Thresholds per label" in stdout
-    else:
+    elif kind == "scores":
         assert "furthest from their targets" in stdout
+    else:
+        assert set(report["test"]["per_class"]) == {"PER", "LOC"}
+        assert "entity F1" in stdout
     # the export reproduces the metrics exactly on the CPU
     out = tunesmith("export", session_id, "--out", str(bundle), home=home)
     assert out.returncode == 0, out.stderr[-2000:]
-    card = (bundle / "model_card.md").read_text()
-    assert ("regressor" in card) if kind == "scores" else ("multi-label" in card.lower())
+    card = (bundle / "model_card.md").read_text().lower()
+    assert {"scores": "regressor", "tags": "multi-label", "ner": "token classifier"}[kind] in card
+    assert (bundle / "tokens.py").exists() == (kind == "ner")
     rerun = subprocess.run(
         [sys.executable, "train.py", "--verify", "--out", str(tmp_path / "rerun")],
         cwd=bundle,
@@ -242,9 +251,7 @@ def test_headless_chat_trains_exports_and_reproduces_each_task(
     out = tunesmith("predict", session_id, "--input", str(texts), home=home)
     assert out.returncode == 0, out.stderr[-2000:]
     header = out.stdout.splitlines()[0]
-    assert (
-        ("score" in header) if kind == "scores" else ("labels" in header and "p_upbeat" in header)
-    )
+    assert {"scores": "score", "tags": "p_upbeat", "ner": "tags"}[kind] in header
 
 
 def test_a_search_minimises_an_error_metric(score_csv, tiny_model, tmp_path):
@@ -272,22 +279,51 @@ def test_a_search_minimises_an_error_metric(score_csv, tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name, content, said",
+    "name, content",
     [
-        ("ner.conll", "EU B-ORG\nrejects O\n\nPeter B-PER\nBlackburn I-PER\n", "NER"),
-        ("ner.txt", "EU NNP B-ORG\nrejects VBZ O\n\nPeter NNP B-PER\nBlack NNP I-PER\n", "NER"),
-        ("ner.jsonl", '{"tokens": ["EU", "rejects"], "ner_tags": ["B-ORG", "O"]}\n', "NER"),
-        ("sft.jsonl", '{"prompt": "Capital of France?", "response": "Paris."}\n', "instruction"),
-        ("chat.jsonl", '{"messages": [{"role": "user", "content": "hi"}]}\n', "instruction"),
+        ("sft.jsonl", '{"prompt": "Capital of France?", "response": "Paris."}\n'),
+        ("chat.jsonl", '{"messages": [{"role": "user", "content": "hi"}]}\n'),
     ],
 )
-def test_token_and_instruction_files_are_recognised_and_declined_clearly(
-    name, content, said, tmp_path
-):
+def test_instruction_files_are_recognised_and_declined_clearly(name, content, tmp_path):
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(DatasetError) as caught:
         inspect_data(path)
     message = str(caught.value)
-    assert f"{name} looks like data for" in message and said in message
+    assert f"{name} looks like data for instruction tuning" in message
     assert "cannot train that yet" in message and "\n" not in message
+
+
+def test_token_files_are_read_with_their_scheme_and_broken_tags_listed(tmp_path):
+    sentences = tagged_sentences(60, seed=5)
+    sentences[3] = (sentences[3][0], ["I-LOC"] + sentences[3][1][1:])
+    spec = inspect_data(write_conll(tmp_path / "ner_train.conll", sentences))
+    assert spec.task == "token_classification" and spec.label_format == "BIO"
+    assert "I-LOC" in spec.labels and "O" in spec.labels
+    (warning,) = spec.warnings
+    assert "1 broken BIO tag sequence(s)" in warning and "sentence 4, token 1" in warning
+    # JSON lines with token and tag lists, and a test file beside the training file
+    rows = [json.dumps({"tokens": t, "ner_tags": y}) for t, y in tagged_sentences(40, seed=6)]
+    (tmp_path / "train.jsonl").write_text("\n".join(rows) + "\n")
+    (tmp_path / "test.jsonl").write_text("\n".join(rows[:10]) + "\n")
+    spec = inspect_data(tmp_path / "train.jsonl")
+    assert spec.task == "token_classification" and spec.readers["train"]["format"] == "token_jsonl"
+    assert spec.files["test"].endswith("test.jsonl")
+    splits = recipe.load_splits(spec.to_dict())
+    assert splits["test"][0][0] == " ".join(json.loads(rows[0])["tokens"])
+    # a file that is not token data, when token classification was asked for
+    csv_file = write_rows_csv(tmp_path / "t.csv", scored_rows(30))
+    with pytest.raises(DatasetError, match="is not token-classification data"):
+        inspect_data(csv_file, task="token_classification")
+
+
+def test_the_token_baseline_tags_each_word_as_it_was_most_often_tagged():
+    from tuning_core.baseline import _word_tag_model
+
+    model = _word_tag_model(["Paris is big", "paris again", "Anna in Paris"],
+                            ["B-LOC O O", "B-PER O", "B-PER O B-LOC"])  # fmt: skip
+    assert model["paris"] == "B-LOC" and model["anna"] == "B-PER"
+    scores = recipe.token_metrics([["B-LOC", "O"], ["B-PER", "O"]], [["B-LOC", "O"], ["O", "O"]])
+    assert scores["entity_f1"] == round(2 * 1.0 * 0.5 / 1.5, 4)
+    assert scores["per_class"]["PER"]["recall"] == 0.0

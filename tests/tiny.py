@@ -67,6 +67,36 @@ def tagged_rows(n: int = 120, seed: int = 0, style: str = "json") -> list[tuple[
     return rows
 
 
+def tagged_sentences(n: int = 120, seed: int = 0) -> list[tuple[list[str], list[str]]]:
+    """Sentences with PER entities (one or two words from POSITIVE) and LOC entities (a word
+    from NEUTRAL) among FILLER words, tagged BIO: learnable from the words alone."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        tokens, tags = [], []
+        for _ in range(rng.randint(2, 4)):
+            kind = rng.choice(["O", "O", "PER", "LOC"])
+            if kind == "PER":
+                words = [rng.choice(POSITIVE) for _ in range(rng.randint(1, 2))]
+                tokens += words
+                tags += ["B-PER"] + ["I-PER"] * (len(words) - 1)
+            elif kind == "LOC":
+                tokens.append(rng.choice(NEUTRAL))
+                tags.append("B-LOC")
+            else:
+                tokens.append(rng.choice(FILLER))
+                tags.append("O")
+        out.append((tokens, tags))
+    return out
+
+
+def write_conll(path: Path, sentences: list[tuple[list[str], list[str]]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blocks = ["\n".join(f"{w} {t}" for w, t in zip(*s, strict=True)) for s in sentences]
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return path
+
+
 def write_rows_csv(path: Path, rows: list[tuple[str, str]], label: str = "label") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as fh:

@@ -106,6 +106,8 @@ def run_baseline(
     measured (no validation split, the time budget ran out, or fewer than two labels / four
     rows to cross-validate: then both blocks keep their keys with None scores).
     """
+    if task == recipe.TOKEN_TASK:
+        return _token_baseline(splits, metric, seed, folds)
     if task != "single_label_classification":
         return _other_task_baseline(
             splits, task, metric, label_format, seed, max_rows, folds, time_budget_s
@@ -351,6 +353,80 @@ def _fit_predict_task(task: str, train_x, train_y: np.ndarray, test_x) -> np.nda
     return out
 
 
+def _word_tag_model(texts: list[str], tags: list[str]) -> dict[str, str]:
+    """Each training word's most frequent tag (ties: the first in sorted order)."""
+    seen: dict[str, Counter] = {}
+    for text, row in zip(texts, tags, strict=True):
+        for word, tag in zip(text.split(" "), row.split(" "), strict=True):
+            seen.setdefault(word.lower(), Counter())[tag] += 1
+    return {w: min(c, key=lambda t: (-c[t], t)) for w, c in seen.items()}
+
+
+def _token_score(metric: str, texts: list[str], tags: list[str], model) -> float:
+    true = [row.split(" ") for row in tags]
+    if model is None:  # the constant answer: every word outside an entity
+        predicted = [["O"] * len(row) for row in true]
+    else:
+        predicted = [[model.get(w.lower(), "O") for w in t.split(" ")] for t in texts]
+    return float(recipe.token_metrics(true, predicted)[metric])
+
+
+def _token_baseline(splits, metric: str, seed: int, folds: int) -> dict[str, Any]:
+    """`run_baseline` for token classification: every word tagged "O", and every word given
+    the tag it carried most often in training (unseen words "O"), K-fold and on validation."""
+    from sklearn.model_selection import KFold
+
+    started = time.monotonic()
+    texts, tags = splits["train"]
+    n_folds = max(2, min(folds, len(texts) // 2))
+    constant, scores = [], []
+    for train_idx, test_idx in KFold(n_folds, shuffle=True, random_state=seed).split(texts):
+        fold_texts, fold_tags = [texts[i] for i in test_idx], [tags[i] for i in test_idx]
+        model = _word_tag_model([texts[i] for i in train_idx], [tags[i] for i in train_idx])
+        constant.append(_token_score(metric, fold_texts, fold_tags, None))
+        scores.append(_token_score(metric, fold_texts, fold_tags, model))
+    validation = constant_validation = None
+    if splits.get("validation") and splits["validation"][0]:
+        vt, vy = splits["validation"]
+        constant_validation = round(_token_score(metric, vt, vy, None), 4)
+        validation = round(_token_score(metric, vt, vy, _word_tag_model(texts, tags)), 4)
+    c_mean, c_std = _summary(constant)
+    mean, std = _summary(scores)
+    return {
+        "metric": metric,
+        "positive_label": None,
+        "task": recipe.TOKEN_TASK,
+        "seed": seed,
+        "rows_total": len(texts),
+        "rows_used": len(texts),
+        "sampled": False,
+        "folds": n_folds,
+        "folds_planned": n_folds,
+        "validation_rows": len(splits.get("validation", ([], []))[0]),
+        "stopped_early": False,
+        "seconds": round(time.monotonic() - started, 2),
+        "notes": [],
+        "majority": {
+            "label": "O",
+            "cv_mean": c_mean,
+            "cv_std": c_std,
+            "cv_scores": [round(v, 4) for v in constant],
+            "validation": constant_validation,
+        },
+        "tfidf_lr": {
+            "cv_mean": mean,
+            "cv_std": std,
+            "cv_scores": [round(v, 4) for v in scores],
+            "validation": validation,
+            "features": "the word (lower-cased)",
+            "model": "each word's most frequent training tag",
+            "C": None,
+            "class_weight": None,
+            "fold_seconds": None,
+        },
+    }
+
+
 def _label_names(splits, task: str, fmt: str | None) -> list[str]:
     if task == "regression":
         return []
@@ -488,6 +564,19 @@ def baselines_on_test(
     and scored on every test row with `metric`, so that a fine-tuned model's test score has
     something to beat: {"majority", "tfidf_lr", "train_rows", "test_rows", "seconds"}."""
     started = time.monotonic()
+    if task == recipe.TOKEN_TASK:
+        texts, tags = splits["train"]
+        test_texts, test_tags = splits["test"]
+        return {
+            "metric": metric,
+            "majority": round(_token_score(metric, test_texts, test_tags, None), 4),
+            "tfidf_lr": round(
+                _token_score(metric, test_texts, test_tags, _word_tag_model(texts, tags)), 4
+            ),
+            "train_rows": len(texts),
+            "test_rows": len(test_texts),
+            "seconds": round(time.monotonic() - started, 2),
+        }
     if task != "single_label_classification":
         texts, names = splits["train"]
         rng = np.random.default_rng(seed)

@@ -480,6 +480,83 @@ def other_task_shape(path: Path) -> str | None:
     return None
 
 
+def _token_reader(path: Path) -> dict:
+    name = path.name.lower()
+    return {"format": "token_jsonl" if name.endswith((".jsonl", ".json")) else "conll"}
+
+
+def inspect_token_data(path: Path, split_seed: int = 42) -> DataSpec:
+    """A token-classification file (and its val/test siblings) as a `DataSpec`: the tag set,
+    the scheme (BIO, BIOES, IO or plain) and the broken tag sequences as warnings."""
+    tools = recipe.token_tools()
+    files = loaders.find_split_files(path)
+    readers = {name: _token_reader(Path(f)) for name, f in files.items() if f}
+    rows: dict[str, tuple[list[str], list[str]]] = {}
+    for name, f in files.items():
+        if not f:
+            continue
+        try:
+            rows[name] = recipe.read_token_rows(f, readers[name])
+        except (ValueError, OSError) as exc:
+            raise DatasetError(f"Could not read {Path(f).name}: {_first_line(exc)}") from exc
+    train_tags = [y.split(" ") for y in rows["train"][1]]
+    labels = sorted({t for tags in train_tags for t in tags})
+    if len(labels) < 2:
+        raise DatasetError(
+            f"{path.name} has {len(labels)} distinct tag(s); token classification needs two "
+            "at least (e.g. O and B-PER)"
+        )
+    for name in ("validation", "test"):
+        if name in rows:
+            unseen = sorted({t for y in rows[name][1] for t in y.split(" ")} - set(labels))
+            if unseen:
+                raise DatasetError(
+                    f"{Path(files[name]).name} has tag(s) that {path.name} lacks: "
+                    f"{', '.join(unseen[:5])}. Every tag of the validation and test splits "
+                    "must occur in training"
+                )
+    total = sum(len(texts) for texts, _ in rows.values())
+    if total < MIN_ROWS:
+        raise DatasetError(
+            f"{path.name} has only {total} sentence(s); tunesmith needs at least {MIN_ROWS} to "
+            "train and keep some apart for validation and test"
+        )
+    scheme = tools.tag_scheme(train_tags)
+    sentences = [
+        {"tokens": t.split(" "), "tags": y.split(" ")} for t, y in zip(*rows["train"], strict=True)
+    ]
+    broken = tools.broken_sequences(sentences, scheme, most=None)
+    warnings = []
+    if broken:
+        shown = "; ".join(
+            f"sentence {b['sentence'] + 1}, token {b['token'] + 1} ({b['word']!r}): {b['problem']}"
+            for b in broken[:5]
+        )
+        warnings.append(
+            f"{len(broken)} broken {scheme} tag sequence(s) in {path.name}, e.g. {shown}. "
+            "Such tags are read as the start of a new entity"
+        )
+    kind = "CoNLL columns" if readers["train"]["format"] == "conll" else "JSON lines"
+    return DataSpec(
+        files=files,
+        text_column="tokens",
+        label_column="tags",
+        labels=labels,
+        sha256={name: recipe.file_sha256(f) for name, f in files.items() if f},
+        split_seed=split_seed,
+        columns=["tokens", "tags"],
+        reasons={
+            "text": f"the tokens ({kind})",
+            "label": f"one tag per token, {scheme} scheme",
+            "task": f"the file holds a tag for every token ({kind})",
+        },
+        readers=readers,
+        warnings=warnings,
+        task=recipe.TOKEN_TASK,
+        label_format=scheme,
+    )
+
+
 def inspect_data(
     path: str | Path,
     text_column: str | None = None,
@@ -491,6 +568,14 @@ def inspect_data(
     split files and check that the data can train a model for `task` (by default the task
     the label cells suggest: lists of labels, scores, or one class each)."""
     shape = other_task_shape(Path(path).expanduser())
+    if shape and shape.startswith("token classification"):
+        return inspect_token_data(Path(path).expanduser(), split_seed)
+    if task == recipe.TOKEN_TASK:
+        raise DatasetError(
+            f"{Path(path).name} is not token-classification data: give a CoNLL file (a token "
+            "and its tag per line, a blank line between sentences) or JSON lines with "
+            '"tokens" and "tags" lists'
+        )
     if shape:
         raise DatasetError(
             f"{Path(path).name} looks like data for {shape}. tunesmith reads it but cannot "

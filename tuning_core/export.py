@@ -161,6 +161,11 @@ def _test_line(report: dict) -> str:
 
 def _labels_text(data: dict) -> str:
     task = recipe.task_of(data)
+    if task == recipe.TOKEN_TASK:
+        return (
+            f"a tag per token ({data.get('label_format')} scheme; `tokens.py` reads and scores "
+            f"them), tags: {', '.join(data['labels'])}"
+        )
     if task == "regression":
         return f"target column `{data['label_column']}` (a number per text)"
     kind = "label lists" if task == recipe.TASKS[1] else "labels"
@@ -171,6 +176,7 @@ TASK_TITLES = {
     "single_label_classification": "text classifier",
     "multi_label_classification": "multi-label text classifier",
     "regression": "text regressor",
+    "token_classification": "token classifier (named entities)",
 }
 
 
@@ -295,14 +301,15 @@ def render_model_card(plan: dict, data: dict, report: dict, versions: dict[str, 
     name = judge.get("metric_name", metric)
     labels = list(data["labels"])
     task = report.get("task", recipe.TASKS[0])
+    pipeline = "token-classification" if task == recipe.TOKEN_TASK else "text-classification"
     meta = [
         "---",
         f"license: {licence}",
         f"base_model: {plan['base_model']}",
         "library_name: transformers",
-        "pipeline_tag: text-classification",
+        f"pipeline_tag: {pipeline}",
         "tags:",
-        "- text-classification",
+        f"- {pipeline}",
         "- tunesmith",
         "metrics:",
         f"- {metric}",
@@ -311,7 +318,15 @@ def render_model_card(plan: dict, data: dict, report: dict, versions: dict[str, 
     ]
     source = f"`{Path(data['files']['train']).name}` (column `{data['text_column']}`)"
     named = ", ".join(f"`{x}`" for x in labels)
-    if task == "regression":
+    if task == recipe.TOKEN_TASK:
+        what = f"to tag each word with one of {len(labels)} tags: {named}"
+        use = (
+            f"Tagging the words of sentences like those in `{Path(data['files']['train']).name}`"
+            " with entities. Load it with `AutoModelForTokenClassification.from_pretrained` and "
+            "a fast tokenizer; split a text into words, tokenize with `is_split_into_words=True`"
+            " and read each word's tag at its first sub-word (as `tokens.py` does)."
+        )
+    elif task == "regression":
         what = f"to predict a number for each text (`{data['label_column']}`)"
         use = (
             f"Scoring texts like those in {source}. Load it with "
@@ -375,6 +390,7 @@ def render_model_card(plan: dict, data: dict, report: dict, versions: dict[str, 
     from tuning_core.judge import baseline_name
 
     constant = {
+        recipe.TOKEN_TASK: "every word tagged O",
         "regression": "always the mean target",
         recipe.TASKS[1]: "always the most common label set",
     }.get(task, "always the majority class")
@@ -430,6 +446,7 @@ def write_model(run_dir: Path, report: dict, target: Path, form: str) -> None:
 
 BUNDLE_FILES = (
     "train.py",
+    "tokens.py",
     "search.py",
     "plan.json",
     "plan.yaml",
@@ -535,6 +552,8 @@ def export_bundle(
         "requirements.txt": render_requirements(versions, plan),
         "README.md": render_readme(plan, data, report, versions),
     }
+    if recipe.task_of(data) == recipe.TOKEN_TASK:  # train.py imports it from beside itself
+        files["tokens.py"] = Path(recipe.token_tools().__file__).read_text(encoding="utf-8")
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = _make_staging(out_dir)

@@ -220,7 +220,9 @@ def _calibrate_here(plan: dict, data: dict, steps: int) -> dict:
             padding=True,
             return_tensors="pt",
         )
-        if task == "regression":
+        if task == recipe.TOKEN_TASK:  # any tag per token does for timing a step
+            target = torch.zeros_like(enc["input_ids"])
+        elif task == "regression":
             target = torch.tensor([recipe.parse_target(names[i]) for i in rows])
         elif task == "multi_label_classification":
             chosen = [set(recipe.parse_label_list(names[i], fmt)) for i in rows]

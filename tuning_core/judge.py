@@ -31,6 +31,10 @@ NAMES = {
     "mse": "mean squared error",
     "mae": "mean absolute error",
     "exact_match": "exact match",
+    "entity_f1": "entity F1",
+    "entity_precision": "entity precision",
+    "entity_recall": "entity recall",
+    "token_accuracy": "token accuracy",
     "weighted_f1": "weighted F1",
 }
 LOWER_IS_BETTER = ("mse", "mae")  # as recipe.LOWER_IS_BETTER (this module imports nothing)
@@ -39,6 +43,13 @@ OTHERS = {
     "single_label_classification": ("accuracy", "macro_f1", "weighted_f1"),
     "multi_label_classification": ("micro_f1", "macro_f1", "exact_match"),
     "regression": ("pearson", "spearman", "mse", "mae", "r2"),
+    "token_classification": (
+        "entity_f1",
+        "entity_precision",
+        "entity_recall",
+        "macro_f1",
+        "token_accuracy",
+    ),
 }
 
 
@@ -117,6 +128,8 @@ def judge(report: dict[str, Any], baselines: dict[str, Any] | None = None) -> di
 
 
 def baseline_name(task: str) -> str:
+    if task == "token_classification":
+        return "each word's most frequent training tag"
     if task == "regression":
         return "TF-IDF + ridge regression"
     if task == "multi_label_classification":
@@ -153,6 +166,7 @@ def judgement_text(j: dict[str, Any], errors: int = 20) -> str:
     base = j.get("baselines") or {}
     parts = []
     constant = {
+        "token_classification": "every word outside an entity",
         "regression": "the mean target",
         "multi_label_classification": "the most common label set",
     }.get(task, "majority class")

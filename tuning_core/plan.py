@@ -24,12 +24,24 @@ FREEZING_CHOICES = ("none", "head_only", "bottom_k", "lora")
 POOLING_CHOICES = ("default", "mean")
 SCHEDULER_CHOICES = ("linear", "cosine", "constant", "constant_with_warmup")
 # f1: F1 of the plan's positive_label; micro_f1 for multi-label; the last four for regression
-METRIC_CHOICES = ("macro_f1", "accuracy", "f1", "micro_f1", "pearson", "spearman", "mse", "mae")
+METRIC_CHOICES = (
+    "macro_f1",
+    "accuracy",
+    "f1",
+    "micro_f1",
+    "pearson",
+    "spearman",
+    "mse",
+    "mae",
+    "entity_f1",
+    "token_accuracy",
+)
 # the metrics that score each task (as tuning_core.recipe.METRICS)
 TASK_METRICS = {
     "single_label_classification": ("macro_f1", "accuracy", "f1"),
     "multi_label_classification": ("micro_f1", "macro_f1"),
     "regression": ("pearson", "spearman", "mse", "mae"),
+    "token_classification": ("entity_f1", "token_accuracy"),
 }
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")
 # the order of training batches: "length" groups texts of similar length into a batch, in runs
@@ -57,6 +69,7 @@ TASK_LABELS = {
     "single_label_classification": "classification (one label per text)",
     "multi_label_classification": "multi-label classification (any number of labels per text)",
     "regression": "regression (a number per text)",
+    "token_classification": "token classification (a tag per word: named entities)",
 }
 
 FREEZING_LABELS = {
@@ -197,6 +210,10 @@ class Plan:
             check(
                 not self.label_smoothing and not self.class_weights,
                 "label_smoothing and class_weights are for single-label classification",
+            )
+            check(
+                self.task != "token_classification" or self.pooling == "default",
+                "pooling is for a classifier of whole texts, not token classification",
             )
             check(
                 self.head_init != "probe",

@@ -10,6 +10,7 @@ lines. torch and transformers are imported inside the functions.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,11 @@ def load_classifier(folder: Path, labels: list[str] | None = None, plan: dict | 
                 raise ModelError(
                     f"{folder} has no model.safetensors: the trained weights are missing"
                 )
-            model = AutoModelForSequenceClassification.from_pretrained(
-                folder, trust_remote_code=trust, use_safetensors=True
-            )
+            auto = AutoModelForSequenceClassification
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            if any(a.endswith("ForTokenClassification") for a in config.get("architectures", [])):
+                from transformers import AutoModelForTokenClassification as auto
+            model = auto.from_pretrained(folder, trust_remote_code=trust, use_safetensors=True)
             labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust)
     except (OSError, ValueError) as exc:  # a damaged or incomplete folder: one line, no traceback
@@ -102,6 +105,8 @@ def predict(
     import torch
 
     problem = getattr(model.config, "problem_type", None)
+    if type(model).__name__.endswith("ForTokenClassification"):
+        return _predict_tags(model, tokenizer, labels, texts, max_length, batch_size, progress)
     if problem == "regression":
         mean = float(getattr(model.config, "target_mean", 0.0))
         std = float(getattr(model.config, "target_std", 1.0))
@@ -141,6 +146,36 @@ def predict(
                 rows[i] |= {f"p_{label}": round(q, 6) for label, q in zip(labels, p, strict=True)}
             progress(min(start + batch_size, len(texts)), len(texts))
     return [row for row in rows if row is not None]
+
+
+def _predict_tags(model, tokenizer, labels, texts, max_length, batch_size, progress):
+    """Token classification: each text split at whitespace into words, one tag per word (read
+    at its first sub-word; a word cut by `max_length` is "O"), the tags joined by spaces."""
+    import torch
+
+    rows: list[dict[str, Any]] = []
+    progress(0, len(texts))
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            chunk = [t.split() for t in texts[start : start + batch_size]]
+            enc = tokenizer(
+                chunk,
+                is_split_into_words=True,
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            best = model(**enc).logits.argmax(dim=-1).tolist()
+            for i, words in enumerate(chunk):
+                tags, seen = ["O"] * len(words), set()
+                for position, word in enumerate(enc.word_ids(i)):
+                    if word is not None and word not in seen:
+                        seen.add(word)
+                        tags[word] = labels[best[i][position]]
+                rows.append({"text": " ".join(words), "tags": " ".join(tags)})
+            progress(min(start + batch_size, len(texts)), len(texts))
+    return rows
 
 
 def read_texts(source: str, text_column: str | None = None) -> list[str]:

@@ -88,6 +88,14 @@ class DataProfile:
                 f"{stats['mean']:g}, standard deviation {stats['std']:g}"
             )
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.label_counts.items()))
+        if self.task == recipe.TOKEN_TASK:
+            per = stats.get("tokens_per_sentence", {})
+            return (
+                f"Entities (train): {counts or 'none'}; {stats.get('scheme')} tags, "
+                f"{stats.get('tokens', 0):,} tokens in {stats.get('sentences', 0):,} sentences "
+                f"(median {per.get('median', 0)} a sentence); broken tag sequences: "
+                f"{stats.get('broken_sequences', 0)}"
+            )
         if self.task == "multi_label_classification":
             pairs = ", ".join(f"{a}+{b} {n}" for a, b, n in stats.get("top_pairs", [])[:5])
             return (
@@ -224,6 +232,13 @@ def profile_rows(
             name: (rows[0], ["|".join(recipe.parse_label_list(y, label_format)) for y in rows[1]])
             for name, rows in splits.items()
         }
+    elif task == recipe.TOKEN_TASK:
+        sentences = [
+            {"tokens": t.split(" "), "tags": y.split(" ")}
+            for t, y in zip(texts, labels, strict=True)
+        ]
+        label_stats = recipe.token_tools().token_profile(sentences)
+        counts = Counter(label_stats["entity_counts"])
     elif task == "regression":
         counts = Counter()
         values = np.sort(np.array([recipe.parse_target(y) for y in labels], dtype=np.float64))

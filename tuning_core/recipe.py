@@ -41,12 +41,20 @@ CHECKPOINT_DONE = "checkpoint-complete.json"
 KEEP_CHECKPOINTS = 2  # the newest complete ones (and the best) stay; older ones are deleted
 # what a text is given: one class, any number of classes (sigmoid outputs, a threshold per
 # label tuned on validation), or a number (regression on standardised targets)
-TASKS = ("single_label_classification", "multi_label_classification", "regression")
+TASKS = (
+    "single_label_classification",
+    "multi_label_classification",
+    "regression",
+    "token_classification",
+)
 METRICS = {
     "single_label_classification": ("macro_f1", "accuracy", "f1"),
     "multi_label_classification": ("micro_f1", "macro_f1"),
     "regression": ("pearson", "spearman", "mse", "mae"),
+    # entity-level: an entity counts when its type and both boundaries are right
+    "token_classification": ("entity_f1", "token_accuracy"),
 }
+TOKEN_TASK = "token_classification"
 LOWER_IS_BETTER = ("mse", "mae")
 REGRESSION_STRATA = 5  # carved splits keep the share of each fifth of the targets
 
@@ -334,6 +342,43 @@ def parse_target(value: str) -> float:
     return x
 
 
+def token_tools():
+    """`tuning_core.tokens` (reading, aligning and scoring tags): from tunesmith, or in an
+    exported bundle from `tokens.py` beside this script."""
+    if __package__:  # imported as tuning_core.recipe
+        from tuning_core import tokens
+    else:  # run as a script: the bundle's own copy, never an installed tunesmith's
+        here = str(Path(__file__).resolve().parent)
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        import tokens  # type: ignore[no-redef]
+    return tokens
+
+
+def read_token_rows(path, reader: dict | None = None) -> tuple[list[str], list[str]]:
+    """A token-classification split as (sentences, tags), each a space-joined string: CoNLL
+    columns or JSON lines of token and tag lists (reader format "conll" or "token_jsonl")."""
+    tools = token_tools()
+    fmt = (reader or {}).get("format") or (
+        "token_jsonl" if str(path).lower().endswith((".jsonl", ".json")) else "conll"
+    )
+    if fmt == "token_jsonl":
+        sentences = tools.read_token_jsonl(path)
+    else:
+        sentences = tools.read_conll(path, (reader or {}).get("encoding"))
+    texts, tags = [], []
+    for i, sentence in enumerate(sentences):
+        spaced = [t for t in sentence["tokens"] if not t or len(t.split()) != 1]
+        if spaced:
+            raise ValueError(
+                f"{Path(path).name}, sentence {i + 1}: token {spaced[0]!r} is empty or holds "
+                "a space; each token must be one word"
+            )
+        texts.append(" ".join(sentence["tokens"]))
+        tags.append(" ".join(sentence["tags"]))
+    return texts, tags
+
+
 def strata(labels: list[str], data: dict) -> list[str]:
     """What a carved split keeps the shares of: the class (single label), the row's rarest label
     (multi-label; "" for a row without any), or the fifth of the sorted targets (regression)."""
@@ -353,6 +398,14 @@ def strata(labels: list[str], data: dict) -> list[str]:
             for label in row:
                 counts[label] = counts.get(label, 0) + 1
         return [min(row, key=lambda x: (counts[x], x)) if row else "" for row in sets]
+    if task == TOKEN_TASK:  # a sentence's rarest entity type, "O" for one without entities
+        spans = token_tools().entity_spans
+        types = [sorted({kind for kind, _, _ in spans(y.split(" "))}) for y in labels]
+        counts = {}
+        for row in types:
+            for kind in row:
+                counts[kind] = counts.get(kind, 0) + 1
+        return [min(row, key=lambda x: (counts[x], x)) if row else "O" for row in types]
     return labels
 
 
@@ -360,11 +413,18 @@ def load_splits(data: dict) -> dict[str, tuple[list[str], list[str]]]:
     """train/validation/test rows as the data spec says: given files, or carved with its seed."""
     files, readers = data["files"], data.get("readers") or {}
     text_col, label_col = data["text_column"], data["label_column"]
-    rows = {
-        name: read_rows(files[name], text_col, label_col, readers.get(name))
-        for name in SPLITS
-        if files.get(name)
-    }
+    if task_of(data) == TOKEN_TASK:
+        rows = {
+            name: read_token_rows(files[name], readers.get(name))
+            for name in SPLITS
+            if files.get(name)
+        }
+    else:
+        rows = {
+            name: read_rows(files[name], text_col, label_col, readers.get(name))
+            for name in SPLITS
+            if files.get(name)
+        }
     texts, labels = rows["train"]
     seed = int(data.get("split_seed", 42))
     for offset, name in enumerate(("test", "validation")):  # carve test first, then validation
@@ -542,7 +602,11 @@ def build_model(plan: dict, labels: list[str], probe_set=None, target=None):
     targets, and the pair is saved in its config (`target_mean`, `target_std`) for predicting.
     """
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import (
+        AutoConfig,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+    )
 
     task = plan.get("task", TASKS[0])
     options = model_load_options(plan)  # refuses remote code and pickle files not agreed to
@@ -556,8 +620,9 @@ def build_model(plan: dict, labels: list[str], probe_set=None, target=None):
             "id2label": dict(enumerate(labels)),
             "label2id": {label: i for i, label in enumerate(labels)},
         }
+    problem = {} if task == TOKEN_TASK else {"problem_type": task}
     config = AutoConfig.from_pretrained(
-        path, trust_remote_code=options["trust_remote_code"], problem_type=task, **heads
+        path, trust_remote_code=options["trust_remote_code"], **problem, **heads
     )
     if plan.get("dropout") is not None:
         for attr in (
@@ -570,9 +635,12 @@ def build_model(plan: dict, labels: list[str], probe_set=None, target=None):
                 setattr(config, attr, float(plan["dropout"]))
     # the new layers (output layer, pooler where the checkpoint has none, LoRA's matrices) draw
     # from the global stream, which the Trainer seeds with the plan's seed just before this
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, config=config, dtype=torch.float32, **options
+    auto = (
+        AutoModelForTokenClassification
+        if task == TOKEN_TASK
+        else AutoModelForSequenceClassification
     )
+    model = auto.from_pretrained(path, config=config, dtype=torch.float32, **options)
     outputs = 1 if task == "regression" else len(labels)
     if plan.get("head_init", "random") == "zeros":
         zero_output_layer(model, outputs)
@@ -595,8 +663,9 @@ def _apply_freezing(model, plan: dict):
     if freezing == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
+        token_task = plan.get("task") == TOKEN_TASK
         lora = LoraConfig(
-            task_type=TaskType.SEQ_CLS,
+            task_type=TaskType.TOKEN_CLS if token_task else TaskType.SEQ_CLS,
             r=int(plan["lora_rank"]),
             lora_alpha=int(plan["lora_alpha"]),
             lora_dropout=0.1,
@@ -1019,6 +1088,77 @@ def regression_errors(
     ]
 
 
+def word_tags(logits_row, label_row, names: list[str]) -> tuple[list[str], list[str]]:
+    """(predicted, true) tags of a sentence's words as the model saw them: read at each word's
+    first sub-word, the positions whose label is not -100 (words cut by truncation are absent)."""
+    predicted, true = [], []
+    for scores, label in zip(logits_row, label_row, strict=True):
+        if label != -100:
+            predicted.append(names[max(range(len(scores)), key=scores.__getitem__)])
+            true.append(names[int(label)])
+    return predicted, true
+
+
+def token_metrics(true: list[list[str]], predicted: list[list[str]]) -> dict:
+    """Entity-level precision/recall/F1 (micro over entities), their macro-F1 over types,
+    per-type scores and token accuracy, rounded."""
+    scores = token_tools().entity_scores(true, predicted)
+    return {
+        "entity_f1": round(scores["f1"], METRIC_DIGITS),
+        "entity_precision": round(scores["precision"], METRIC_DIGITS),
+        "entity_recall": round(scores["recall"], METRIC_DIGITS),
+        "macro_f1": round(scores["macro_f1"], METRIC_DIGITS),
+        "token_accuracy": round(scores["accuracy"], METRIC_DIGITS),
+        "per_class": {
+            kind: {
+                "precision": round(m["precision"], METRIC_DIGITS),
+                "recall": round(m["recall"], METRIC_DIGITS),
+                "f1": round(m["f1"], METRIC_DIGITS),
+                "support": m["support"],
+            }
+            for kind, m in sorted(scores["per_type"].items())
+        },
+        "labels": sorted(scores["per_type"]),
+        "scheme": scores.get("scheme"),
+        "n": len(true),
+    }
+
+
+def token_errors(
+    texts: list[str],
+    true: list[list[str]],
+    predicted: list[list[str]],
+    confidence: list[float],
+    k: int = 20,
+) -> list[dict]:
+    """The `k` sentences whose entities came out wrong with the most confidence (the mean
+    probability of the wrongly tagged words), with the entities on each side."""
+    spans = token_tools().entity_spans
+
+    def named(words: list[str], tags: list[str]) -> str:
+        found = [f"{kind}: {' '.join(words[a:b])}" for kind, a, b in spans(tags)]
+        return "; ".join(found) or "(none)"
+
+    wrong = [
+        (-confidence[i], i)
+        for i in range(len(true))
+        if set(spans(true[i])) != set(spans(predicted[i]))
+    ]
+    out = []
+    for neg, i in sorted(wrong)[:k]:
+        words = texts[i].split(" ")
+        out.append(
+            {
+                "row": i,
+                "text": texts[i][:300],
+                "true": named(words, true[i]),
+                "predicted": named(words, predicted[i]),
+                "confidence": round(-neg, METRIC_DIGITS),
+            }
+        )
+    return out
+
+
 def _sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
@@ -1031,6 +1171,13 @@ def _compute_metrics_for(
 ):
     def compute(eval_pred) -> dict:
         logits, label_ids = eval_pred.predictions, eval_pred.label_ids
+        if task == TOKEN_TASK:
+            pairs = [
+                word_tags(r, y, labels)
+                for r, y in zip(logits.tolist(), label_ids.tolist(), strict=True)
+            ]
+            m = token_metrics([t for _, t in pairs], [p for p, _ in pairs])
+            return {k: m[k] for k in METRICS[task]}
         if task == "regression":
             mean, std = scale
             preds = [float(x) * std + mean for x in logits.reshape(-1)]
@@ -1465,6 +1612,7 @@ def train_and_evaluate(
     from datasets import Dataset
     from transformers import (
         AutoTokenizer,
+        DataCollatorForTokenClassification,
         DataCollatorWithPadding,
         EarlyStoppingCallback,
         PrinterCallback,
@@ -1489,6 +1637,8 @@ def train_and_evaluate(
         target = (mean, std if std > 0 else 1.0)
 
     def targets(split: str, names: list[str]) -> list:
+        if task == TOKEN_TASK:
+            return []  # aligned to sub-words in encode
         if task == "regression":
             return [(parse_target(y) - target[0]) / target[1] for y in names]
         if task == "multi_label_classification":
@@ -1510,10 +1660,25 @@ def train_and_evaluate(
     texts_of: dict[str, list[str]] = {}  # each split's texts in its dataset's row order
     strata_of: dict[str, list[str]] = {}  # and what a stratified sample of it keeps the shares of
 
+    tags_of: dict[str, list[str]] = {}  # token classification: each row's tags, in row order
+
     def encode(split: str) -> Dataset:
         texts, names = splits[split]
-        enc = tokenizer(texts, truncation=True, max_length=int(plan["max_length"]))
-        columns = {**enc, "labels": targets(split, names)}
+        if task == TOKEN_TASK:
+            sentences = [
+                {"tokens": t.split(" "), "tags": y.split(" ")}
+                for t, y in zip(texts, names, strict=True)
+            ]
+            unknown = sorted({tag for row in sentences for tag in row["tags"]} - set(label_ids))
+            if unknown:
+                raise ValueError(f"{split} has tags not seen in training: {unknown[:5]}")
+            enc = token_tools().encode_sentences(
+                tokenizer, sentences, label_ids, int(plan["max_length"])
+            )
+            columns = {k: enc[k] for k in ("input_ids", "attention_mask", "labels")}
+        else:
+            enc = tokenizer(texts, truncation=True, max_length=int(plan["max_length"]))
+            columns = {**enc, "labels": targets(split, names)}
         order = list(range(len(names)))
         if split != "train":
             # evaluated in order of length, so each batch pads little (metrics do not depend on
@@ -1521,6 +1686,7 @@ def train_and_evaluate(
             order.sort(key=lambda i: len(enc["input_ids"][i]))
             columns = {k: [v[i] for i in order] for k, v in columns.items()}
         texts_of[split] = [texts[i] for i in order]
+        tags_of[split] = [names[i] for i in order]
         groups = strata(names, data)
         strata_of[split] = [groups[i] for i in order]
         return Dataset.from_dict(columns)
@@ -1594,7 +1760,11 @@ def train_and_evaluate(
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer=tokenizer),
+        data_collator=(
+            DataCollatorForTokenClassification(tokenizer=tokenizer)
+            if task == TOKEN_TASK
+            else DataCollatorWithPadding(tokenizer=tokenizer)
+        ),
         compute_metrics=_compute_metrics_for(labels, positive, task, target),
         callbacks=all_callbacks,
     )
@@ -1606,10 +1776,28 @@ def train_and_evaluate(
 
     thresholds: list[float] = []  # multi-label: tuned on validation, then used everywhere
 
-    def predict(dataset: Dataset, texts: list[str] | None = None) -> dict:
+    def predict(
+        dataset: Dataset, texts: list[str] | None = None, gold: list[str] | None = None
+    ) -> dict:
         # the eval sampler is sequential, so predictions pair with the dataset's rows
         out = trainer.predict(dataset)
         logits = torch.as_tensor(out.predictions).float()
+        if task == TOKEN_TASK:
+            true, predicted, confidence = [], [], []
+            probs = torch.softmax(logits, dim=-1).tolist()
+            for row, label_row, tags in zip(probs, out.label_ids.tolist(), gold, strict=True):
+                words, _ = word_tags(row, label_row, labels)
+                want = tags.split(" ")
+                words += ["O"] * (len(want) - len(words))  # words cut by max_length: outside
+                first = [max(p) for p, y in zip(row, label_row, strict=True) if y != -100]
+                wrong = [c for c, w, t in zip(first, words, want, strict=False) if w != t]
+                true.append(want)
+                predicted.append(words)
+                confidence.append(sum(wrong) / len(wrong) if wrong else 0.0)
+            metrics = token_metrics(true, predicted)
+            if texts is not None:
+                metrics["confident_errors"] = token_errors(texts, true, predicted, confidence)
+            return metrics
         if task == "regression":
             mean, std = target
             preds = [float(x) * std + mean for x in logits.reshape(-1).tolist()]
@@ -1647,13 +1835,16 @@ def train_and_evaluate(
     if fit_rows < len(train_set):
         _, sample = stratified_carve(names, fit_rows / len(names), int(plan["seed"]))
     lengths = [len(ids) for ids in train_set["input_ids"]]
-    fit_set = train_set.select(sorted(sample, key=lengths.__getitem__))
-    validation = predict(val_set)  # first: multi-label thresholds are tuned on it
+    fit_order = sorted(sample, key=lengths.__getitem__)
+    fit_set = train_set.select(fit_order)
+    fit_gold = [tags_of["train"][i] for i in fit_order]
+    # validation first: multi-label thresholds are tuned on it
+    validation = predict(val_set, gold=tags_of["validation"])
     report = {
         "task": task,
         "validation": validation,
-        "test": predict(test_set, texts_of["test"]),
-        "train_fit": predict(fit_set),
+        "test": predict(test_set, texts_of["test"], tags_of["test"]),
+        "train_fit": predict(fit_set, gold=fit_gold),
         "metric": metric,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "global_step": trainer.state.global_step,

@@ -362,7 +362,15 @@ def recommend_plan(
     labels = sorted(profile.label_counts)
     single = task == "single_label_classification"
     positive = positive_label(labels) if single else None
-    if task == "regression":
+    if task == "token_classification":
+        metric = "entity_f1"
+        reasons["metric"] = Reason(
+            f"a tag per word: entity-level F1 over {len(labels)} entity types (an entity counts "
+            "only with its type and both boundaries right, as CoNLL-2003 is scored); the "
+            "report adds per-type scores and token accuracy",
+            "metric-entity-f1",
+        )
+    elif task == "regression":
         metric = "pearson"
         reasons["metric"] = Reason(
             "a number per text: Pearson's correlation between predicted and true scores, as "
