@@ -195,7 +195,7 @@ class RunHistory:
         for key in ("eval_f1", "eval_macro_f1", "eval_micro_f1", "eval_pearson", "eval_entity_f1"):
             if key in keys:
                 return key
-        return "eval_macro_f1"
+        return "eval_loss" if "eval_loss" in keys else "eval_macro_f1"
 
     @property
     def metric_label(self) -> str:

@@ -63,11 +63,13 @@ What would you like to train, and on which file? For example:
 Press **Enter** to try it on the built-in demo (360 short posts labelled positive, negative or
 neutral). Type `/help` for everything I understand."""
 
-OTHER_TASKS = {
-    r"\b(?:generat|chat ?bot|instruction|summari[sz]|translat)": "text generation",
-}
+OTHER_TASKS: dict[str, str] = {}  # tasks named in words that tunesmith declines
 # the person's words for a task (checked in this order); None lets the data's shape decide
 TASK_WORDS = {
+    "instruction_tuning": (
+        r"\binstruction|\bchat ?bot|\bsft\b|\b(?:llm|language model)\b|\bgenerat"
+        r"|\bsummari[sz]|\btranslat|\b(?:write|answer) (?:the )?(?:replies|answers|responses)"
+    ),
     "token_classification": (
         r"\bner\b|named[ -]entit|token[ -]classif|sequence[ -]tagg|\bpos[ -]tagg"
         r"|\btag (?:each|every) (?:word|token)"
@@ -110,6 +112,11 @@ TASK_INTROS = {
         "Token classification it is{what}: a tag for every word (named entities), scored by "
         "whole entities."
     ),
+    "instruction_tuning": (
+        "Instruction tuning it is{what}: a small language model learns to write the replies "
+        "(LoRA; the loss counts the replies only). Give JSON lines of prompt/response pairs or "
+        "chat messages."
+    ),
     None: "Text classification it is{what}: I'll tell from the labels whether each text has one "
     "label, several, or a score.",
 }
@@ -132,6 +139,8 @@ METRIC_LABELS = {
     "mae": "mean absolute error",
     "entity_f1": "entity F1",
     "token_accuracy": "token accuracy",
+    "perplexity": "perplexity",
+    "loss": "loss per reply token",
 }
 
 
@@ -722,7 +731,8 @@ class Planner:
         from tuning_core.judge import baseline_name
 
         plan = self.state.plan or {}
-        self.progress(f"measuring the baseline to beat ({baseline_name(spec.task)}, 5 folds)…")
+        if spec.task != "instruction_tuning":  # the base model is scored by the run itself
+            self.progress(f"measuring the baseline to beat ({baseline_name(spec.task)}, 5 folds)…")
         self.state.baseline = run_baseline(
             self._rows(spec),
             plan["metric"],
@@ -757,7 +767,15 @@ class Planner:
         took = f" ({seconds:.1f} s)" if seconds is not None else ""
         name = Path(self.state.source or spec.train_file).name
         labels = ", ".join(f"`{k}` ({v})" for k, v in profile.label_counts.items())
-        if spec.task == "token_classification":
+        if spec.task == "instruction_tuning":
+            labels_line = "- " + profile.labels_line()
+            masked = profile.label_stats.get("masked_example")
+            if masked:
+                labels_line += (
+                    "\n- How the first example trains (`[masked: …]` is prompt, not learned; "
+                    "the rest is the reply the loss reads):\n\n```\n" + masked + "\n```"
+                )
+        elif spec.task == "token_classification":
             stats = profile.label_stats
             labels_line = (
                 f"- {len(spec.labels)} tags ({spec.label_format} scheme), entities: "
@@ -833,6 +851,8 @@ class Planner:
         from tuning_core.judge import baseline_name
 
         task = baseline.get("task") or TASK
+        if tfidf.get("cv_mean") is None and task == "instruction_tuning":
+            return "**Baseline:** " + "; ".join(baseline.get("notes", [])) + "."
         constant = {
             "token_classification": "tagging every word `O`",
             "regression": f"always predicting the mean ({majority.get('label')})",

@@ -25,6 +25,7 @@ MISSING = "—"
 ERROR_TEXT_WIDTH = 80  # characters of an error's text shown in its table row
 BASELINE_NAMES = {"majority": "majority class", "tfidf_lr": "TF-IDF + logistic regression"}
 CONSTANT_NAMES = {
+    "instruction_tuning": "—",
     "token_classification": "every word outside an entity",
     "regression": "the mean target",
     "multi_label_classification": "most common label set",

@@ -95,7 +95,8 @@ def test_commands_and_unknown_input(planner, sentiment_csv):
 
 def test_other_tasks_are_declined_politely(planner):
     text, _ = say(planner, "fine-tune a chatbot on my instruction data")
-    assert "not supported yet" in text and planner.state.stage == "task"
+    assert "Instruction tuning it is" in text and planner.state.stage == "data"
+    planner = Planner(planner.runs_dir)
     text, _ = say(planner, "I want named entity recognition on my CoNLL files")
     assert "Token classification it is" in text and planner.state.stage == "data"
     assert planner.state.task_asked == "token_classification"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from test_cli import tunesmith
 from tiny import scored_rows, tagged_rows, tagged_sentences, write_conll, write_rows_csv
+from tiny_llm import make_tiny_llama, write_instruction_jsonl
 
 from assistant.planner import task_from_words
 from assistant.store import SessionStore
@@ -278,21 +279,26 @@ def test_a_search_minimises_an_error_metric(score_csv, tiny_model, tmp_path):
     assert report["validation"]["mae"] == pytest.approx(min(values), abs=1e-4)
 
 
-@pytest.mark.parametrize(
-    "name, content",
-    [
-        ("sft.jsonl", '{"prompt": "Capital of France?", "response": "Paris."}\n'),
-        ("chat.jsonl", '{"messages": [{"role": "user", "content": "hi"}]}\n'),
-    ],
-)
-def test_instruction_files_are_recognised_and_declined_clearly(name, content, tmp_path):
-    path = tmp_path / name
-    path.write_text(content)
-    with pytest.raises(DatasetError) as caught:
-        inspect_data(path)
-    message = str(caught.value)
-    assert f"{name} looks like data for instruction tuning" in message
-    assert "cannot train that yet" in message and "\n" not in message
+def test_instruction_files_are_recognised_in_each_layout(tmp_path):
+    for style in ("prompt_response", "messages"):
+        path = write_instruction_jsonl(tmp_path / f"{style}.jsonl", 40, style=style)
+        spec = inspect_data(path)
+        assert spec.task == "instruction_tuning" and spec.labels == []
+        texts, replies = recipe.load_splits(spec.to_dict())["train"]
+        messages = recipe.conversation(texts[0], replies[0])
+        assert messages[-1]["role"] == "assistant" and messages[-2]["role"] == "user"
+    alpaca = tmp_path / "alpaca.jsonl"
+    alpaca.write_text(
+        "".join(
+            json.dumps({"instruction": f"Say {i}.", "input": "", "output": f"{i}"}) + "\n"
+            for i in range(30)
+        )
+    )
+    assert "instruction/output" in inspect_data(alpaca).reasons["task"]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(alpaca.read_text() + '{"prompt": "no reply"}\n')
+    with pytest.raises(DatasetError, match=r"broken\.jsonl.*31"):
+        inspect_data(broken)
 
 
 def test_token_files_are_read_with_their_scheme_and_broken_tags_listed(tmp_path):
@@ -327,3 +333,51 @@ def test_the_token_baseline_tags_each_word_as_it_was_most_often_tagged():
     scores = recipe.token_metrics([["B-LOC", "O"], ["B-PER", "O"]], [["B-LOC", "O"], ["O", "O"]])
     assert scores["entity_f1"] == round(2 * 1.0 * 0.5 / 1.5, 4)
     assert scores["per_class"]["PER"]["recall"] == 0.0
+
+
+def test_instruction_tuning_through_the_chat_export_and_predict(tmp_path):
+    """A tiny Llama learns replies with LoRA: the reading shows what is masked, the report has
+    perplexity against the base model and both models' replies, the bundle reproduces it, the
+    merged model exports, and predict writes replies."""
+    llama = make_tiny_llama(tmp_path / "llama")
+    data = write_instruction_jsonl(tmp_path / "sft.jsonl", 100, seed=2, style="messages")
+    home = tmp_path / "home"
+    stdout = run_chat(
+        home,
+        f"teach a small language model to answer: {data}",
+        f"use model {llama}",
+        "learning rate 0.01, 4 epochs",
+        "",
+    )
+    assert "- Task: instruction tuning" in stdout and "**Results**" in stdout
+    (session_id,) = [s["id"] for s in SessionStore(home).list()]
+    state = SessionStore(home).open(session_id).load_state()
+    assert "[masked: " in state["profile"]["label_stats"]["masked_example"]
+    assert state["plan"]["freezing"] == "lora" and state["plan"]["metric"] == "perplexity"
+    report = json.loads((Path(state["run_dir"]) / "report.json").read_text())
+    test = report["test"]
+    assert test["perplexity"] < test["base_perplexity"] / 10  # it learned the replies
+    assert report["judge"]["deltas"]["tfidf_lr"] > 0  # better than the base model (lower)
+    assert len(test["generations"]) == 5 and {"base", "tuned", "reference"} <= set(
+        test["generations"][0]
+    )
+    assert "Replies to 5 held-out prompts" in stdout
+    bundle = tmp_path / "bundle"
+    out = tunesmith("export", session_id, "--out", str(bundle), "--model", "merged", home=home)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (bundle / "instruct.py").exists() and (bundle / "model" / "model.safetensors").exists()
+    assert "text-generation" in (bundle / "model_card.md").read_text()
+    rerun = subprocess.run(
+        [sys.executable, "train.py", "--verify", "--out", str(tmp_path / "rerun")],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Capital of Japan?\n")
+    out = tunesmith("predict", session_id, "--input", str(prompts), home=home)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines()[0] == "text,reply"

@@ -108,6 +108,19 @@ def run_baseline(
     """
     if task == recipe.TOKEN_TASK:
         return _token_baseline(splits, metric, seed, folds)
+    if task == recipe.INSTRUCT_TASK:  # the base model itself, scored by the run
+        empty = {"cv_mean": None, "cv_std": None, "cv_scores": [], "validation": None}
+        return {
+            "metric": metric,
+            "task": task,
+            "seed": seed,
+            "notes": [
+                "the base model, untuned, is the baseline: the run scores it on the same test "
+                "rows as the tuned model"
+            ],
+            "majority": {**empty, "label": None},
+            "tfidf_lr": dict(empty),
+        }
     if task != "single_label_classification":
         return _other_task_baseline(
             splits, task, metric, label_format, seed, max_rows, folds, time_budget_s

@@ -557,6 +557,51 @@ def inspect_token_data(path: Path, split_seed: int = 42) -> DataSpec:
     )
 
 
+def inspect_instruction_data(path: Path, split_seed: int = 42) -> DataSpec:
+    """An instruction-tuning file (JSON lines of prompt/response pairs, Alpaca records or chat
+    messages; val/test siblings too) as a `DataSpec` with no labels."""
+    files = loaders.find_split_files(path)
+    readers = {name: {"format": "instruction_jsonl"} for name, f in files.items() if f}
+    total = 0
+    for f in files.values():
+        if not f:
+            continue
+        try:
+            total += len(recipe.read_instruction_rows(f)[0])
+        except (ValueError, OSError) as exc:
+            raise DatasetError(f"Could not read {Path(f).name}: {_first_line(exc)}") from exc
+    if total < MIN_ROWS:
+        raise DatasetError(
+            f"{path.name} has only {total} conversation(s); tunesmith needs at least "
+            f"{MIN_ROWS} to train and keep some apart for validation and test"
+        )
+    with open(path, encoding="utf-8") as fh:
+        first = json.loads(next(line for line in fh if line.strip()))
+    kind = (
+        "chat messages"
+        if {"messages", "conversations"} & set(first)
+        else "instruction/output records"
+        if "instruction" in first
+        else "prompt/response pairs"
+    )
+    return DataSpec(
+        files=files,
+        text_column="prompt",
+        label_column="response",
+        labels=[],
+        sha256={name: recipe.file_sha256(f) for name, f in files.items() if f},
+        split_seed=split_seed,
+        columns=["prompt", "response"],
+        reasons={
+            "text": f"the conversation before each reply ({kind})",
+            "label": "the reply the model learns to write",
+            "task": f"the file holds {kind} for a language model",
+        },
+        readers=readers,
+        task=recipe.INSTRUCT_TASK,
+    )
+
+
 def inspect_data(
     path: str | Path,
     text_column: str | None = None,
@@ -570,6 +615,13 @@ def inspect_data(
     shape = other_task_shape(Path(path).expanduser())
     if shape and shape.startswith("token classification"):
         return inspect_token_data(Path(path).expanduser(), split_seed)
+    if shape and shape.startswith("instruction tuning"):
+        return inspect_instruction_data(Path(path).expanduser(), split_seed)
+    if task == recipe.INSTRUCT_TASK:
+        raise DatasetError(
+            f'{Path(path).name} is not instruction data: give JSON lines with "prompt" and '
+            '"response" (or "instruction" and "output", or "messages" with roles)'
+        )
     if task == recipe.TOKEN_TASK:
         raise DatasetError(
             f"{Path(path).name} is not token-classification data: give a CoNLL file (a token "

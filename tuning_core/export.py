@@ -161,6 +161,8 @@ def _test_line(report: dict) -> str:
 
 def _labels_text(data: dict) -> str:
     task = recipe.task_of(data)
+    if task == recipe.INSTRUCT_TASK:
+        return "conversations in JSON lines (the replies are learned; `instruct.py` reads them)"
     if task == recipe.TOKEN_TASK:
         return (
             f"a tag per token ({data.get('label_format')} scheme; `tokens.py` reads and scores "
@@ -177,6 +179,7 @@ TASK_TITLES = {
     "multi_label_classification": "multi-label text classifier",
     "regression": "text regressor",
     "token_classification": "token classifier (named entities)",
+    "instruction_tuning": "instruction-tuned language model",
 }
 
 
@@ -301,7 +304,10 @@ def render_model_card(plan: dict, data: dict, report: dict, versions: dict[str, 
     name = judge.get("metric_name", metric)
     labels = list(data["labels"])
     task = report.get("task", recipe.TASKS[0])
-    pipeline = "token-classification" if task == recipe.TOKEN_TASK else "text-classification"
+    pipeline = {
+        recipe.TOKEN_TASK: "token-classification",
+        recipe.INSTRUCT_TASK: "text-generation",
+    }.get(task, "text-classification")
     meta = [
         "---",
         f"license: {licence}",
@@ -318,7 +324,15 @@ def render_model_card(plan: dict, data: dict, report: dict, versions: dict[str, 
     ]
     source = f"`{Path(data['files']['train']).name}` (column `{data['text_column']}`)"
     named = ", ".join(f"`{x}`" for x in labels)
-    if task == recipe.TOKEN_TASK:
+    if task == recipe.INSTRUCT_TASK:
+        what = "to write the replies of the conversations it was given (LoRA)"
+        use = (
+            f"Answering prompts like those in `{Path(data['files']['train']).name}`. The adapter "
+            "loads with `PeftModel.from_pretrained` over the base model (or as merged weights "
+            "with `AutoModelForCausalLM`); format prompts with the tokenizer's chat template "
+            "(`instruct.py` sets tunesmith's default one when the tokenizer has none)."
+        )
+    elif task == recipe.TOKEN_TASK:
         what = f"to tag each word with one of {len(labels)} tags: {named}"
         use = (
             f"Tagging the words of sentences like those in `{Path(data['files']['train']).name}`"
@@ -390,6 +404,7 @@ def render_model_card(plan: dict, data: dict, report: dict, versions: dict[str, 
     from tuning_core.judge import baseline_name
 
     constant = {
+        recipe.INSTRUCT_TASK: "-",
         recipe.TOKEN_TASK: "every word tagged O",
         "regression": "always the mean target",
         recipe.TASKS[1]: "always the most common label set",
@@ -432,6 +447,7 @@ def write_model(run_dir: Path, report: dict, target: Path, form: str) -> None:
     if not lora and form != "full":
         raise ExportError(f"This run tuned the model itself, so there is no adapter to {form}")
     if form == "merged":
+        recipe.quiet_libraries()
         labels = (report.get("test") or {}).get("labels")
         plan_file = run_dir / "plan.json"  # its consents (model code, pickle weights), if any
         plan = report.get("trained_plan") or (
@@ -447,6 +463,7 @@ def write_model(run_dir: Path, report: dict, target: Path, form: str) -> None:
 BUNDLE_FILES = (
     "train.py",
     "tokens.py",
+    "instruct.py",
     "search.py",
     "plan.json",
     "plan.yaml",
@@ -554,6 +571,8 @@ def export_bundle(
     }
     if recipe.task_of(data) == recipe.TOKEN_TASK:  # train.py imports it from beside itself
         files["tokens.py"] = Path(recipe.token_tools().__file__).read_text(encoding="utf-8")
+    if recipe.task_of(data) == recipe.INSTRUCT_TASK:
+        files["instruct.py"] = Path(recipe.instruct_tools().__file__).read_text(encoding="utf-8")
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = _make_staging(out_dir)

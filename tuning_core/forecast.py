@@ -203,6 +203,12 @@ def _calibrate_here(plan: dict, data: dict, steps: int) -> dict:
         recipe.resolve_model(plan["base_model"]),
         trust_remote_code=recipe.model_load_options(plan)["trust_remote_code"],
     )
+    if task == recipe.INSTRUCT_TASK:
+        recipe.instruct_tools().ensure_chat_template(tokenizer)  # a pad token to pad with
+        texts = [
+            tokenizer.apply_chat_template(recipe.conversation(t, y), tokenize=False)
+            for t, y in zip(texts, names, strict=True)
+        ]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=float(plan["learning_rate"]))
     label_id = {y: i for i, y in enumerate(labels)}
@@ -220,7 +226,9 @@ def _calibrate_here(plan: dict, data: dict, steps: int) -> dict:
             padding=True,
             return_tensors="pt",
         )
-        if task == recipe.TOKEN_TASK:  # any tag per token does for timing a step
+        if task == recipe.INSTRUCT_TASK:  # next-token prediction over the whole row
+            target = enc["input_ids"]
+        elif task == recipe.TOKEN_TASK:  # any tag per token does for timing a step
             target = torch.zeros_like(enc["input_ids"])
         elif task == "regression":
             target = torch.tensor([recipe.parse_target(names[i]) for i in rows])

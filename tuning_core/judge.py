@@ -17,6 +17,8 @@ from typing import Any
 # A model that scores this much better on its training rows than on validation has learned
 # those rows rather than the task; the report says so. (A heuristic for the call-out only.)
 OVERFIT_GAP = 0.10
+# For an error or a perplexity (no fixed scale): validation this share worse than training.
+UNBOUNDED_GAP = 0.25
 # Expected calibration error above this: the confidences should not be read as probabilities.
 ECE_CALL_OUT = 0.10
 
@@ -35,14 +37,18 @@ NAMES = {
     "entity_precision": "entity precision",
     "entity_recall": "entity recall",
     "token_accuracy": "token accuracy",
+    "perplexity": "perplexity",
+    "loss": "loss per reply token",
     "weighted_f1": "weighted F1",
 }
-LOWER_IS_BETTER = ("mse", "mae")  # as recipe.LOWER_IS_BETTER (this module imports nothing)
+# as recipe.LOWER_IS_BETTER (this module imports nothing)
+LOWER_IS_BETTER = ("mse", "mae", "perplexity", "loss")
 # what else the headline shows, by task
 OTHERS = {
     "single_label_classification": ("accuracy", "macro_f1", "weighted_f1"),
     "multi_label_classification": ("micro_f1", "macro_f1", "exact_match"),
     "regression": ("pearson", "spearman", "mse", "mae", "r2"),
+    "instruction_tuning": ("perplexity", "loss"),
     "token_classification": (
         "entity_f1",
         "entity_precision",
@@ -85,6 +91,7 @@ def judge(report: dict[str, Any], baselines: dict[str, Any] | None = None) -> di
         "confusion": test.get("confusion"),
         "labels": test.get("labels") or [],
         "thresholds": test.get("thresholds"),
+        "generations": test.get("generations") or [],
         "test_rows": test["n"],
         "ece": test.get("ece"),
         "mean_confidence": test.get("mean_confidence"),
@@ -98,7 +105,9 @@ def judge(report: dict[str, Any], baselines: dict[str, Any] | None = None) -> di
         out["train"] = float(fit[metric])
         out["train_rows_scored"] = fit["n"]
         out["fit_gap"] = gap
-        out["overfitting"] = gap > OVERFIT_GAP
+        # scores in [0, 1]: an absolute gap; errors and perplexity: relative to validation
+        limit = OVERFIT_GAP if metric not in LOWER_IS_BETTER else UNBOUNDED_GAP * abs(val[metric])
+        out["overfitting"] = gap > limit
         if out["overfitting"]:
             out["calls"].append(
                 f"Overfitting: {out['metric_name']} is {fit[metric]:.4f} on training rows but "
@@ -127,7 +136,15 @@ def judge(report: dict[str, Any], baselines: dict[str, Any] | None = None) -> di
     return out
 
 
+def _cell(text: str, width: int = 60) -> str:
+    """Text for one Markdown table cell: one line, pipes escaped, cut to `width`."""
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 def baseline_name(task: str) -> str:
+    if task == "instruction_tuning":
+        return "the base model, untuned"
     if task == "token_classification":
         return "each word's most frequent training tag"
     if task == "regression":
@@ -211,6 +228,18 @@ def judgement_text(j: dict[str, Any], errors: int = 20) -> str:
         for label, row in zip(labels, j["confusion"], strict=True):
             lines.append(f"{label:<{width}}" + " ".join(f"{v:>6}" for v in row))
         lines.append("```")
+    if j.get("generations"):
+        lines += [
+            "",
+            f"Replies to {len(j['generations'])} held-out prompts (greedy), base model and tuned:",
+            "",
+            "| prompt | reference | base | tuned |",
+            "| --- | --- | --- | --- |",
+        ]
+        for g in j["generations"]:
+            asked = g.get("question") or g.get("prompt", "")
+            cells = [_cell(asked)] + [_cell(g.get(k, "")) for k in ("reference", "base", "tuned")]
+            lines.append("| " + " | ".join(cells) + " |")
     shown = j["confident_errors"][:errors]
     if shown:
         regression = task == "regression"

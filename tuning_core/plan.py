@@ -35,6 +35,8 @@ METRIC_CHOICES = (
     "mae",
     "entity_f1",
     "token_accuracy",
+    "perplexity",
+    "loss",
 )
 # the metrics that score each task (as tuning_core.recipe.METRICS)
 TASK_METRICS = {
@@ -42,6 +44,7 @@ TASK_METRICS = {
     "multi_label_classification": ("micro_f1", "macro_f1"),
     "regression": ("pearson", "spearman", "mse", "mae"),
     "token_classification": ("entity_f1", "token_accuracy"),
+    "instruction_tuning": ("perplexity", "loss"),
 }
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")
 # the order of training batches: "length" groups texts of similar length into a batch, in runs
@@ -70,6 +73,7 @@ TASK_LABELS = {
     "multi_label_classification": "multi-label classification (any number of labels per text)",
     "regression": "regression (a number per text)",
     "token_classification": "token classification (a tag per word: named entities)",
+    "instruction_tuning": "instruction tuning (a language model learns to write the replies)",
 }
 
 FREEZING_LABELS = {
@@ -212,7 +216,13 @@ class Plan:
                 "label_smoothing and class_weights are for single-label classification",
             )
             check(
-                self.task != "token_classification" or self.pooling == "default",
+                self.task != "instruction_tuning" or self.freezing in ("lora", "none", "bottom_k"),
+                "instruction tuning trains LoRA adapters, every layer, or the upper layers: "
+                "freezing 'head_only' would train only the output layer",
+            )
+            check(
+                self.task not in ("token_classification", "instruction_tuning")
+                or self.pooling == "default",
                 "pooling is for a classifier of whole texts, not token classification",
             )
             check(

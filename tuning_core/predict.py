@@ -57,18 +57,32 @@ def load_classifier(folder: Path, labels: list[str] | None = None, plan: dict | 
         if (folder / "adapter_config.json").exists():
             from peft import PeftConfig, PeftModel
 
-            if not labels:
+            adapter = PeftConfig.from_pretrained(folder)
+            kind = str(getattr(adapter, "task_type", "") or "")
+            causal = kind.endswith("CAUSAL_LM")
+            if not labels and not causal:
                 raise ModelError("A LoRA adapter needs the run's labels to be read back")
             if not (folder / "adapter_model.safetensors").exists():
                 raise ModelError(f"{folder} has no adapter_model.safetensors to load")
-            base = AutoModelForSequenceClassification.from_pretrained(
-                PeftConfig.from_pretrained(folder).base_model_name_or_path,
-                num_labels=len(labels),
-                id2label=dict(enumerate(labels)),
-                label2id={label: i for i, label in enumerate(labels)},
-                trust_remote_code=trust,
-                use_safetensors=None if pickle_ok else True,
-            )
+            load = {"trust_remote_code": trust, "use_safetensors": None if pickle_ok else True}
+            if causal:  # an instruction-tuned language model: no labels
+                from transformers import AutoModelForCausalLM
+
+                base = AutoModelForCausalLM.from_pretrained(
+                    adapter.base_model_name_or_path, **load
+                )
+                labels = []
+            else:
+                auto = AutoModelForSequenceClassification
+                if kind.endswith("TOKEN_CLS"):
+                    from transformers import AutoModelForTokenClassification as auto
+                base = auto.from_pretrained(
+                    adapter.base_model_name_or_path,
+                    num_labels=len(labels),
+                    id2label=dict(enumerate(labels)),
+                    label2id={label: i for i, label in enumerate(labels)},
+                    **load,
+                )
             model = PeftModel.from_pretrained(base, folder)  # the adapters and the trained head
         else:
             if not any((folder / name).exists() for name in recipe.SAFE_WEIGHTS):
@@ -105,6 +119,8 @@ def predict(
     import torch
 
     problem = getattr(model.config, "problem_type", None)
+    if getattr(model, "can_generate", lambda: False)() and not labels:
+        return _generate_replies(model, tokenizer, texts, max_length, progress)
     if type(model).__name__.endswith("ForTokenClassification"):
         return _predict_tags(model, tokenizer, labels, texts, max_length, batch_size, progress)
     if problem == "regression":
@@ -146,6 +162,39 @@ def predict(
                 rows[i] |= {f"p_{label}": round(q, 6) for label, q in zip(labels, p, strict=True)}
             progress(min(start + batch_size, len(texts)), len(texts))
     return [row for row in rows if row is not None]
+
+
+REPLY_TOKENS = 128  # the longest reply `predict` writes for an instruction-tuned model
+
+
+def _generate_replies(model, tokenizer, texts, max_length, progress):
+    """An instruction-tuned model: each text as the user's message, the greedy reply (up to
+    REPLY_TOKENS new tokens), one at a time so no padding changes the result."""
+    import torch
+
+    from tuning_core import recipe
+
+    recipe.instruct_tools().ensure_chat_template(tokenizer)
+    rows: list[dict[str, Any]] = []
+    progress(0, len(texts))
+    with torch.no_grad():
+        for i, text in enumerate(texts):
+            prompt = tokenizer.apply_chat_template(
+                [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+            )
+            ids = tokenizer(prompt, add_special_tokens=False)["input_ids"][-max_length:]
+            out = model.generate(
+                input_ids=torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                do_sample=False,
+                max_new_tokens=REPLY_TOKENS,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            reply = tokenizer.decode(out[0, len(ids) :].tolist(), skip_special_tokens=True)
+            rows.append({"text": text, "reply": reply.strip()})
+            progress(i + 1, len(texts))
+    return rows
 
 
 def _predict_tags(model, tokenizer, labels, texts, max_length, batch_size, progress):

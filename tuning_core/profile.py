@@ -88,6 +88,18 @@ class DataProfile:
                 f"{stats['mean']:g}, standard deviation {stats['std']:g}"
             )
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.label_counts.items()))
+        if self.task == recipe.INSTRUCT_TASK:
+            if not stats:
+                return "Conversations: counted as plain text (no chat template to count with)"
+            example = stats["tokens_per_example"]
+            replies = stats["tokens_per_turn"].get("assistant", {})
+            return (
+                f"Conversations (train): {stats['rows']:,}; tokens per example median "
+                f"{example['median']:g}, p95 {example['p95']:g}, max {example['max']:g}; reply "
+                f"tokens median {replies.get('median', 0):g}; replies cut at "
+                f"{stats['max_length']} tokens: {stats['truncated']} "
+                f"({stats['truncated_share']:.1%}); exact duplicates: {stats['duplicates']}"
+            )
         if self.task == recipe.TOKEN_TASK:
             per = stats.get("tokens_per_sentence", {})
             return (
@@ -141,6 +153,42 @@ class DataProfile:
                 )
             )
         return lines + self.notes
+
+
+INSTRUCTION_SAMPLE = 2_000  # conversations whose turns are counted for the profile
+
+
+def rough_counter(texts: list[str]) -> list[int]:
+    """Token counts estimated from words (4 tokens per 3 words), for a model not on hand."""
+    return [math.ceil(len(t.split()) * 4 / 3) + 2 for t in texts]
+
+
+def conversation_renderer(model_name: str):
+    """(render: conversation -> text, tokenizer or None, note): the model's chat template (its
+    own, or tunesmith's default when it has none); a plain "role: text" rendering, with a
+    note saying so, when the model's tokenizer is not here or cannot end a turn."""
+    try:
+        recipe.quiet_libraries()
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(recipe.resolve_model(model_name))
+        recipe.instruct_tools().ensure_chat_template(tokenizer)
+
+        def render(messages: list[dict]) -> str:
+            return tokenizer.apply_chat_template(messages, tokenize=False)
+
+        return render, tokenizer, ""
+    except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        note = (
+            f"Token lengths estimated from words: {model_name}'s tokenizer with a chat "
+            f"template is not available ({reason}); name a local decoder model to count them"
+        )
+
+        def plain(messages: list[dict]) -> str:
+            return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+        return plain, None, note
 
 
 def token_counter(model_name: str):
@@ -217,7 +265,36 @@ def profile_rows(
     """
     texts, labels = splits["train"]
     label_stats: dict[str, Any] = {}
-    if task == "multi_label_classification":
+    extra_notes: list[str] = []
+    if task == recipe.INSTRUCT_TASK:
+        # whole conversations as the chat template writes them: what the model reads, what
+        # duplicates and leaks are judged on
+        render, tokenizer, why = conversation_renderer(model_name)
+        if why:
+            extra_notes.append(why)
+        splits = {
+            name: (
+                [render(recipe.conversation(t, y)) for t, y in zip(*rows, strict=True)],
+                [""] * len(rows[0]),
+            )
+            for name, rows in splits.items()
+        }
+        if tokenizer is not None:
+            conversations = [recipe.conversation(t, y) for t, y in zip(texts, labels, strict=True)][
+                :INSTRUCTION_SAMPLE
+            ]
+            tools = recipe.instruct_tools()
+            label_stats = tools.instruction_profile(
+                tokenizer, conversations, int(max_length or 1024)
+            )
+            if conversations:  # the first example as the model will be trained on it
+                encoded = tools.encode_conversation(
+                    tokenizer, conversations[0], int(max_length or 1024)
+                )
+                label_stats["masked_example"] = tools.masked_view(tokenizer, encoded, width=96)
+        texts, labels = splits["train"]
+        counts: Counter = Counter()
+    elif task == "multi_label_classification":
         sets = [recipe.parse_label_list(y, label_format) for y in labels]
         counts = Counter(x for row in sets for x in row)
         pairs = Counter((a, b) for row in sets for i, a in enumerate(row) for b in row[i + 1 :])
@@ -255,7 +332,10 @@ def profile_rows(
         counts = Counter(labels)
     imbalance = max(counts.values()) / max(1, min(counts.values())) if counts else 0.0
     sample, longest = _length_rows(texts)
-    counter = token_counter(model_name) if texts else None
+    if task == recipe.INSTRUCT_TASK and label_stats == {}:
+        counter = rough_counter  # no tokenizer for this model here
+    else:
+        counter = token_counter(model_name) if texts else None
     sample_lengths = np.array(
         counter([texts[i] for i in sample.tolist()]) if len(sample) else [], dtype=np.int64
     )
@@ -275,7 +355,7 @@ def profile_rows(
         token_rows={"train": sample.tolist()},
         task=task,
     )
-    notes = []
+    notes = list(extra_notes)
     if len(texts) < 500:
         notes.append(f"Small training set ({len(texts)} rows): expect a few points of seed noise.")
     if len(sample) < len(texts):

@@ -11,6 +11,7 @@ Reads top to bottom: settings, data, model, training, evaluation, command line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import errno
 import gzip
@@ -46,6 +47,7 @@ TASKS = (
     "multi_label_classification",
     "regression",
     "token_classification",
+    "instruction_tuning",
 )
 METRICS = {
     "single_label_classification": ("macro_f1", "accuracy", "f1"),
@@ -53,9 +55,14 @@ METRICS = {
     "regression": ("pearson", "spearman", "mse", "mae"),
     # entity-level: an entity counts when its type and both boundaries are right
     "token_classification": ("entity_f1", "token_accuracy"),
+    # a causal LM trained on the replies: loss per trained token on held-out conversations
+    "instruction_tuning": ("perplexity", "loss"),
 }
 TOKEN_TASK = "token_classification"
-LOWER_IS_BETTER = ("mse", "mae")
+INSTRUCT_TASK = "instruction_tuning"
+GENERATIONS = 5  # held-out test prompts answered by the base and the tuned model
+GENERATION_TOKENS = 48
+LOWER_IS_BETTER = ("mse", "mae", "perplexity", "loss")
 REGRESSION_STRATA = 5  # carved splits keep the share of each fifth of the targets
 
 
@@ -355,6 +362,33 @@ def token_tools():
     return tokens
 
 
+def instruct_tools():
+    """`tuning_core.instruct` (chat template, response-only labels, loss, generation): from
+    tunesmith, or in an exported bundle from `instruct.py` beside this script."""
+    if __package__:
+        from tuning_core import instruct
+    else:
+        here = str(Path(__file__).resolve().parent)
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        import instruct  # type: ignore[no-redef]
+    return instruct
+
+
+def read_instruction_rows(path, reader: dict | None = None) -> tuple[list[str], list[str]]:
+    """An instruction split as (conversation before its last reply, as JSON; that reply)."""
+    conversations = instruct_tools().read_instruction_jsonl(path)
+    return (
+        [json.dumps(c[:-1], ensure_ascii=False, sort_keys=True) for c in conversations],
+        [c[-1]["content"] for c in conversations],
+    )
+
+
+def conversation(text: str, reply: str) -> list[dict]:
+    """A conversation from its `read_instruction_rows` form."""
+    return [*json.loads(text), {"role": "assistant", "content": reply}]
+
+
 def read_token_rows(path, reader: dict | None = None) -> tuple[list[str], list[str]]:
     """A token-classification split as (sentences, tags), each a space-joined string: CoNLL
     columns or JSON lines of token and tag lists (reader format "conll" or "token_jsonl")."""
@@ -406,6 +440,8 @@ def strata(labels: list[str], data: dict) -> list[str]:
             for kind in row:
                 counts[kind] = counts.get(kind, 0) + 1
         return [min(row, key=lambda x: (counts[x], x)) if row else "O" for row in types]
+    if task == INSTRUCT_TASK:  # no classes: a plain random carve
+        return [""] * len(labels)
     return labels
 
 
@@ -413,12 +449,9 @@ def load_splits(data: dict) -> dict[str, tuple[list[str], list[str]]]:
     """train/validation/test rows as the data spec says: given files, or carved with its seed."""
     files, readers = data["files"], data.get("readers") or {}
     text_col, label_col = data["text_column"], data["label_column"]
-    if task_of(data) == TOKEN_TASK:
-        rows = {
-            name: read_token_rows(files[name], readers.get(name))
-            for name in SPLITS
-            if files.get(name)
-        }
+    if task_of(data) in (TOKEN_TASK, INSTRUCT_TASK):
+        read = read_token_rows if task_of(data) == TOKEN_TASK else read_instruction_rows
+        rows = {name: read(files[name], readers.get(name)) for name in SPLITS if files.get(name)}
     else:
         rows = {
             name: read_rows(files[name], text_col, label_col, readers.get(name))
@@ -611,6 +644,16 @@ def build_model(plan: dict, labels: list[str], probe_set=None, target=None):
     task = plan.get("task", TASKS[0])
     options = model_load_options(plan)  # refuses remote code and pickle files not agreed to
     path = resolve_model(plan["base_model"])
+    if task == INSTRUCT_TASK:  # a causal LM, trained on its own head
+        from transformers import AutoModelForCausalLM
+
+        config = AutoConfig.from_pretrained(path, trust_remote_code=options["trust_remote_code"])
+        if plan.get("dropout") is not None and hasattr(config, "attention_dropout"):
+            config.attention_dropout = float(plan["dropout"])
+        model = AutoModelForCausalLM.from_pretrained(
+            path, config=config, dtype=torch.float32, **options
+        )
+        return _apply_freezing(model, plan)
     if task == "regression":
         mean, std = target or (0.0, 1.0)
         heads = {"num_labels": 1, "target_mean": float(mean), "target_std": float(std)}
@@ -663,13 +706,18 @@ def _apply_freezing(model, plan: dict):
     if freezing == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
-        token_task = plan.get("task") == TOKEN_TASK
+        kind = {TOKEN_TASK: TaskType.TOKEN_CLS, INSTRUCT_TASK: TaskType.CAUSAL_LM}.get(
+            plan.get("task"), TaskType.SEQ_CLS
+        )
+        targets = plan.get("extras", {}).get("lora_targets") or None
+        if kind == TaskType.CAUSAL_LM and not targets:  # the attention projections it has
+            targets = instruct_tools().lora_target_modules(model)
         lora = LoraConfig(
-            task_type=TaskType.TOKEN_CLS if token_task else TaskType.SEQ_CLS,
+            task_type=kind,
             r=int(plan["lora_rank"]),
             lora_alpha=int(plan["lora_alpha"]),
-            lora_dropout=0.1,
-            target_modules=plan.get("extras", {}).get("lora_targets") or None,
+            lora_dropout=0.1 if kind != TaskType.CAUSAL_LM else 0.0,
+            target_modules=targets,
         )
         model = get_peft_model(model, lora)
     elif freezing == "head_only":
@@ -1086,6 +1134,60 @@ def regression_errors(
         }
         for i in worst
     ]
+
+
+def _language_model_scores(model, tokenizer, plan: dict, sets: dict, held_out: list) -> dict:
+    """Loss per trained token and perplexity on each set, and the base and the tuned model's
+    greedy replies to the first held-out test conversations (the reference beside them)."""
+    import torch
+
+    tools = instruct_tools()
+    batch = max(8, int(plan["batch_size"]))
+    out = {}
+    for name, dataset in sets.items():
+        loss = tools.evaluate_loss(model, dataset, tokenizer.pad_token_id, batch)
+        out[name] = {
+            "loss": round(loss, METRIC_DIGITS),
+            "perplexity": round(tools.perplexity(loss), METRIC_DIGITS),
+            "n": len(dataset),
+        }
+    base = None
+    if not hasattr(model, "disable_adapter"):  # full fine-tuning: the base model read again
+        from transformers import AutoModelForCausalLM
+
+        base = AutoModelForCausalLM.from_pretrained(
+            resolve_model(plan["base_model"]), dtype=torch.float32, **model_load_options(plan)
+        )
+    # the baseline: the same test rows scored by the base model, untuned
+    context = model.disable_adapter() if base is None else contextlib.nullcontext()
+    with context:
+        loss = tools.evaluate_loss(base or model, sets["test"], tokenizer.pad_token_id, batch)
+    out["test"]["base_loss"] = round(loss, METRIC_DIGITS)
+    out["test"]["base_perplexity"] = round(tools.perplexity(loss), METRIC_DIGITS)
+    replies = tools.generate_side_by_side(
+        base, model, tokenizer, held_out[:GENERATIONS], GENERATION_TOKENS
+    )
+    for reply, messages in zip(replies, held_out, strict=False):  # what was asked, as written
+        reply["question"] = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+    out["test"]["generations"] = replies
+    return out
+
+
+def _lm_collator(pad_id: int):
+    """Dynamic padding for a language model's batches (labels padded with -100)."""
+    collate = instruct_tools().collate
+
+    def pad(features: list[dict]) -> dict:
+        return collate(features, pad_id)
+
+    return pad
+
+
+def _with_pad(model, tokenizer):
+    """A model that knows the tokenizer's pad token (a causal LM's config often has none)."""
+    if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model
 
 
 def word_tags(logits_row, label_row, names: list[str]) -> tuple[list[str], list[str]]:
@@ -1637,7 +1739,7 @@ def train_and_evaluate(
         target = (mean, std if std > 0 else 1.0)
 
     def targets(split: str, names: list[str]) -> list:
-        if task == TOKEN_TASK:
+        if task in (TOKEN_TASK, INSTRUCT_TASK):
             return []  # aligned to sub-words in encode
         if task == "regression":
             return [(parse_target(y) - target[0]) / target[1] for y in names]
@@ -1657,6 +1759,8 @@ def train_and_evaluate(
         trust_remote_code=model_load_options(plan)["trust_remote_code"],
     )
 
+    if task == INSTRUCT_TASK:
+        instruct_tools().ensure_chat_template(tokenizer)  # a template and a pad token if missing
     texts_of: dict[str, list[str]] = {}  # each split's texts in its dataset's row order
     strata_of: dict[str, list[str]] = {}  # and what a stratified sample of it keeps the shares of
 
@@ -1676,6 +1780,15 @@ def train_and_evaluate(
                 tokenizer, sentences, label_ids, int(plan["max_length"])
             )
             columns = {k: enc[k] for k in ("input_ids", "attention_mask", "labels")}
+        elif task == INSTRUCT_TASK:  # the loss reads the replies only
+            rows = [
+                instruct_tools().encode_conversation(
+                    tokenizer, conversation(t, y), int(plan["max_length"])
+                )
+                for t, y in zip(texts, names, strict=True)
+            ]
+            enc = {k: [r[k] for r in rows] for k in ("input_ids", "attention_mask", "labels")}
+            columns = dict(enc)
         else:
             enc = tokenizer(texts, truncation=True, max_length=int(plan["max_length"]))
             columns = {**enc, "labels": targets(split, names)}
@@ -1727,7 +1840,8 @@ def train_and_evaluate(
         save_strategy="epoch",
         save_total_limit=None,  # old checkpoints go in drop_old_checkpoints, after the mark
         load_best_model_at_end=True,
-        metric_for_best_model=metric,
+        # a language model's checkpoints are compared by validation loss (perplexity is its exp)
+        metric_for_best_model="loss" if task == INSTRUCT_TASK else metric,
         greater_is_better=metric not in LOWER_IS_BETTER,
         logging_strategy="steps",
         # about 20 loss lines an epoch, counted in updates (the same after an out-of-memory retry
@@ -1755,7 +1869,7 @@ def train_and_evaluate(
     trainer_class = _trainer_class(plan, class_weights)
     trainer_class.sampling = plan.get("sampling", "length")
     trainer = trainer_class(
-        model_init=lambda: build_model(plan, labels, train_set, target),
+        model_init=lambda: _with_pad(build_model(plan, labels, train_set, target), tokenizer),
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
@@ -1763,9 +1877,15 @@ def train_and_evaluate(
         data_collator=(
             DataCollatorForTokenClassification(tokenizer=tokenizer)
             if task == TOKEN_TASK
+            else _lm_collator(tokenizer.pad_token_id)
+            if task == INSTRUCT_TASK
             else DataCollatorWithPadding(tokenizer=tokenizer)
         ),
-        compute_metrics=_compute_metrics_for(labels, positive, task, target),
+        # a language model is scored by its loss, which the Trainer computes itself (keeping
+        # every logit of every token for a metric would not fit in memory)
+        compute_metrics=(
+            None if task == INSTRUCT_TASK else _compute_metrics_for(labels, positive, task, target)
+        ),
         callbacks=all_callbacks,
     )
     trainer.remove_callback(PrinterCallback)
@@ -1838,13 +1958,25 @@ def train_and_evaluate(
     fit_order = sorted(sample, key=lengths.__getitem__)
     fit_set = train_set.select(fit_order)
     fit_gold = [tags_of["train"][i] for i in fit_order]
-    # validation first: multi-label thresholds are tuned on it
-    validation = predict(val_set, gold=tags_of["validation"])
+    if task == INSTRUCT_TASK:
+        scored = _language_model_scores(
+            trainer.model,
+            tokenizer,
+            plan,
+            {"validation": val_set, "test": test_set, "train_fit": fit_set},
+            [conversation(t, y) for t, y in zip(texts_of["test"], tags_of["test"], strict=True)],
+        )
+    else:
+        # validation first: multi-label thresholds are tuned on it
+        validation = predict(val_set, gold=tags_of["validation"])
+        scored = {
+            "validation": validation,
+            "test": predict(test_set, texts_of["test"], tags_of["test"]),
+            "train_fit": predict(fit_set, gold=fit_gold),
+        }
     report = {
         "task": task,
-        "validation": validation,
-        "test": predict(test_set, texts_of["test"], tags_of["test"]),
-        "train_fit": predict(fit_set, gold=fit_gold),
+        **scored,
         "metric": metric,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "global_step": trainer.state.global_step,

@@ -177,6 +177,37 @@ def guess_language(profile: DataProfile) -> tuple[str, str]:
     return "en", f"assumed, as only {share:.1%} of letters are outside ASCII"
 
 
+def _choose_decoder(
+    profile: DataProfile, resources: Resources, constraints: dict[str, Any], budget_min: float
+) -> tuple[str, Reason]:
+    """The smallest catalogue decoder this machine has (instruction tuning trains a causal
+    LM); without one, the smallest in the catalogue, and the reason says to name a local one."""
+    size_cap = constraints.get("max_params_m")
+    decoders = sorted(
+        knowledge.models_by(
+            kind="decoder",
+            max_params_m=float(size_cap) if size_cap else None,
+            licence_ok=_licence_ok(constraints.get("licence")),
+        ),
+        key=lambda card: card.params_m,
+    )
+    if not decoders:
+        raise ValueError("the model catalogue has no decoder model within the limits")
+    here = set(resources.models_here)
+    usable = [card for card in decoders if resources.hub or card.id in here]
+    best = (usable or decoders)[0]
+    text = (
+        f"the smallest decoder in the catalogue ({best.params_m}M parameters, {best.licence}): "
+        "instruction tuning trains a causal language model, and small ones train on a CPU"
+    )
+    if not usable:
+        text += (
+            "; it is not on this machine and the hub cannot be reached: name a local decoder "
+            "folder, e.g. `use model ~/models/SmolLM2-135M`"
+        )
+    return best.id, Reason(text, "lora-instruction-tuning")
+
+
 def _choose_model(
     profile: DataProfile, resources: Resources, constraints: dict[str, Any], budget_min: float
 ) -> tuple[str, Reason]:
@@ -331,9 +362,8 @@ def recommend_plan(
         known = "from the catalogue" if knowledge.get_model(base_model) else "outside the catalogue"
         reasons["base_model"] = Reason(f"you chose it ({known})", "model-choice")
     else:
-        base_model, reasons["base_model"] = _choose_model(
-            profile, resources, constraints, budget_min
-        )
+        choose = _choose_decoder if task == "instruction_tuning" else _choose_model
+        base_model, reasons["base_model"] = choose(profile, resources, constraints, budget_min)
     card = model_facts(base_model)
     params = card.params_m if card else 110.0
     layers = card.layers if card else 12
@@ -362,7 +392,15 @@ def recommend_plan(
     labels = sorted(profile.label_counts)
     single = task == "single_label_classification"
     positive = positive_label(labels) if single else None
-    if task == "token_classification":
+    if task == "instruction_tuning":
+        metric = "perplexity"
+        reasons["metric"] = Reason(
+            "a language model learning replies: perplexity of the held-out replies (the exp of "
+            "the loss per reply token; lower is better), beside the base model's, with both "
+            "models' replies to held-out prompts side by side",
+            "metric-perplexity",
+        )
+    elif task == "token_classification":
         metric = "entity_f1"
         reasons["metric"] = Reason(
             f"a tag per word: entity-level F1 over {len(labels)} entity types (an entity counts "
@@ -437,6 +475,22 @@ def recommend_plan(
             "small-data-longer-training",
         )
 
+    instruct = task == "instruction_tuning"
+    if instruct:  # LoRA's usual setting for instruction tuning (not measured here: no LLM)
+        learning_rate = 2e-4
+        if "small-data" in reasons["epochs"].note:
+            reasons["epochs"] = Reason(
+                f"{train_rows} training rows give only {steps_per_epoch} steps per epoch: up to "
+                f"{epochs:g} epochs, keeping the best by validation loss",
+                "small-data-longer-training",
+            )
+        reasons["learning_rate"] = Reason(
+            "2e-4 with LoRA: the rate the LoRA and QLoRA papers used for models of this size "
+            "(not measured here: no decoder model is on this machine); the best epoch by "
+            "validation loss is kept",
+            "lora-instruction-tuning",
+        )
+
     # -- freezing: by data size, model size, memory and the time budget
     memory_gb = resources.gpu_memory_gb if resources.has_cuda else resources.ram_gb
     where = f"the {memory_gb:.0f} GiB of {'GPU' if resources.has_cuda else 'RAM'}"
@@ -454,7 +508,15 @@ def recommend_plan(
     )
     full_mb = _peak_mb(draft.replace(batch_size=1), profile)
     freezing, freeze_layers, lora_rank = "none", 0, 8
-    if memory_gb and full_mb > MEMORY_SHARE * memory_gb * 1024:
+    if instruct:
+        freezing = "lora"
+        reasons["freezing"] = Reason(
+            "LoRA adapters on every linear layer of the attention and MLP blocks: close to full "
+            "fine-tuning on instruction data at a fraction of the memory, and the adapter "
+            "is a small file to share or merge",
+            "lora-instruction-tuning",
+        )
+    elif memory_gb and full_mb > MEMORY_SHARE * memory_gb * 1024:
         freezing = "lora"
         why = (
             f"full fine-tuning needs ~{full_mb / 1024:.1f} GiB even at batch 1, more than "
@@ -503,7 +565,14 @@ def recommend_plan(
                 f"is the strong default{tiny}",
                 "head-only-small-data" if tiny else "full-finetune-default",
             )
-    if freezing == "lora":
+    if instruct:
+        lora_rank = 16
+        targets = ", ".join(card.lora_targets) if card else "the attention projections it has"
+        reasons["lora_rank"] = Reason(
+            f"rank 16, alpha 32, on {targets} (the catalogue's entry for this architecture)",
+            "lora-instruction-tuning",
+        )
+    elif freezing == "lora":
         lora_rank = 16 if train_rows >= 20000 else 8
         reasons["lora_rank"] = Reason(
             f"alpha {2 * lora_rank}, on {', '.join(card.lora_targets) if card else 'query, value'}"
@@ -513,7 +582,13 @@ def recommend_plan(
 
     # -- pooling: how the text becomes one vector for the classifier
     pooling = pooling_for(card, freezing)
-    if card and card.pooling == "mean":
+    if instruct or task == "token_classification":
+        pooling = "default"
+        reasons["pooling"] = Reason(
+            "none: the model reads out every token (a tag or the next word), not one vector",
+            "full-finetune-default",
+        )
+    elif card and card.pooling == "mean":
         reasons["pooling"] = Reason(
             "with every layer training, mean pooling scored no better "
             "here (TweetEval emotion: full set and 100 rows); with a frozen encoder ('head "
@@ -564,6 +639,10 @@ def recommend_plan(
         ),
         "class-weights-imbalance",
     )
+    if not single:
+        reasons["class_weights"] = Reason(
+            "off: they weight classes of a single-label task", "class-weights-imbalance"
+        )
     reasons["layerwise_lr_decay"] = Reason(
         "on MiniLM it lowered the score here; the search tries 0.8-1.0 on models "
         "with 12 or more layers, where the papers found it helps",

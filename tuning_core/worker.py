@@ -284,6 +284,9 @@ def judge_report(report: dict, plan: dict, data: dict) -> dict:
     from tuning_core.judge import judge
 
     positive = report["test"].get("positive_label")
+    if recipe.task_of(data) == recipe.INSTRUCT_TASK:  # the base model, scored in the run
+        base = report["test"].get("base_perplexity")
+        return judge(report, {"majority": None, "tfidf_lr": base})
     try:
         baselines = baselines_on_test(
             recipe.load_splits(data),
