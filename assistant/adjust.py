@@ -241,6 +241,10 @@ def parse_adjustment(text: str) -> Adjustment:
             if "32" in word or "full" in word
             else "fp16"
         )
+    if re.search(r"\b(?:qlora|4[ -]?bit)\b", t) and not re.search(r"\b(?:no|without)\b", t):
+        out.changes["quantization"] = "4bit"
+    elif re.search(r"\b(?:no|without) (?:qlora|quantization|4[ -]?bit)\b|\bquantization none\b", t):
+        out.changes["quantization"] = "none"
     if re.search(r"\bmean[ -]pool", t):
         out.changes["pooling"] = "mean"
     elif re.search(r"\b(?:cls|default|model's own)[ -]pool", t):
@@ -351,6 +355,7 @@ TOPICS = {
     "trials": ("search", "trial", "optuna", "budget"),
     "grad_accum": ("accumulat",),
     "pooling": ("pooling", "mean pool", "[cls]"),
+    "quantization": ("qlora", "4-bit", "4bit", "quantiz"),
     "sampling": ("sampling", "shuffl", "bucket", "batch order", "random batches"),
     "head_init": (
         "zero head",

@@ -1162,6 +1162,14 @@ class Planner:
             if consent is None:  # asked: nothing changes until the person answers
                 return [Reply(models.consent_question(self.state.pending_consent["files"]))]
             changes.update(consent)
+        if changes.get("quantization") == "4bit" and not (self.state.resources or {}).get("gpus"):
+            return [
+                Reply(
+                    "4-bit loading (QLoRA) needs a CUDA GPU and the bitsandbytes package; this "
+                    "machine has no CUDA GPU, so the base model stays in full precision.",
+                    "error",
+                )
+            ]
         if adjustment.constraints:
             self.state.constraints = {**self.state.constraints, **adjustment.constraints}
             self._analyse(self._spec())

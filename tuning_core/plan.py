@@ -52,6 +52,7 @@ PRECISION_CHOICES = ("fp32", "bf16", "fp16")
 # same way and shuffles the batches; "random" shuffles the rows
 SAMPLING_CHOICES = ("length", "buckets", "random")
 HEAD_INIT_CHOICES = ("random", "zeros", "probe")
+QUANTIZATION_CHOICES = ("none", "4bit")
 # what a search may vary (tuning_core.recommend fills the ranges; issue 5's runner reads them)
 SEARCHABLE = (
     "learning_rate",
@@ -134,6 +135,9 @@ class Plan:
     # ULMFiT gradual unfreezing: the head alone trains in the first epoch, then one more group
     # of encoder layers each epoch from the top, the embeddings last; everything by the last one
     gradual_unfreezing: bool = False
+    # instruction tuning on a CUDA GPU: "4bit" loads the base model in 4-bit NF4 through
+    # bitsandbytes and trains LoRA adapters over it (QLoRA); "none" keeps full precision
+    quantization: str = "none"
     # the hyperparameter search: name -> {"low", "high", "log"} or {"choices": [...]}, and
     # how many trials to run (0: train once with the values above)
     search_space: dict[str, Any] = field(default_factory=dict)
@@ -247,6 +251,16 @@ class Plan:
             self.head_init in HEAD_INIT_CHOICES,
             f"head_init must be one of {', '.join(HEAD_INIT_CHOICES)}, got {self.head_init!r}",
         )
+        check(
+            self.quantization in QUANTIZATION_CHOICES,
+            f"quantization must be one of {', '.join(QUANTIZATION_CHOICES)}, "
+            f"got {self.quantization!r}",
+        )
+        if self.quantization == "4bit":
+            check(
+                self.task == "instruction_tuning" and self.freezing == "lora",
+                "4-bit quantization (QLoRA) is for instruction tuning with LoRA adapters",
+            )
         check(self.eval_rows >= 0, f"eval_rows must be >= 0 (0: all), got {self.eval_rows}")
         check(0 <= self.trials <= 1000, f"trials must be 0..1000, got {self.trials}")
         for name, space in self.search_space.items():
@@ -402,6 +416,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "eval_rows": int,
     "layerwise_lr_decay": float,
     "gradual_unfreezing": bool,
+    "quantization": str,
     "search_space": dict,
     "trials": int,
     "extras": dict,

@@ -68,9 +68,7 @@ def load_classifier(folder: Path, labels: list[str] | None = None, plan: dict | 
             if causal:  # an instruction-tuned language model: no labels
                 from transformers import AutoModelForCausalLM
 
-                base = AutoModelForCausalLM.from_pretrained(
-                    adapter.base_model_name_or_path, **load
-                )
+                base = AutoModelForCausalLM.from_pretrained(adapter.base_model_name_or_path, **load)
                 labels = []
             else:
                 auto = AutoModelForSequenceClassification

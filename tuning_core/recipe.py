@@ -650,6 +650,8 @@ def build_model(plan: dict, labels: list[str], probe_set=None, target=None):
         config = AutoConfig.from_pretrained(path, trust_remote_code=options["trust_remote_code"])
         if plan.get("dropout") is not None and hasattr(config, "attention_dropout"):
             config.attention_dropout = float(plan["dropout"])
+        if plan.get("quantization", "none") == "4bit":  # QLoRA: a 4-bit base under LoRA
+            return _apply_freezing(_load_4bit(path, config, options), plan)
         model = AutoModelForCausalLM.from_pretrained(
             path, config=config, dtype=torch.float32, **options
         )
@@ -696,6 +698,38 @@ def build_model(plan: dict, labels: list[str], probe_set=None, target=None):
             raise ValueError("head_init 'probe' needs the training rows")
         fit_output_layer(model, probe_set, len(labels))
     return _apply_freezing(model, plan)
+
+
+def _load_4bit(path: str, config, options: dict):
+    """The base model in 4-bit NF4 with double quantization and bf16 compute (QLoRA, Dettmers
+    et al. 2023), prepared for adapter training; needs a CUDA GPU and bitsandbytes."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+        raise ValueError(
+            "quantization '4bit' (QLoRA) needs a CUDA GPU and the bitsandbytes package "
+            "(pip install bitsandbytes); on this machine say 'quantization none'"
+        )
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quantized = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        path,
+        config=config,
+        quantization_config=quantized,
+        dtype=torch.bfloat16,
+        device_map={"": torch.cuda.current_device()},
+        **options,
+    )
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 
 def _apply_freezing(model, plan: dict):
