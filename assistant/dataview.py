@@ -116,12 +116,21 @@ class DataScreen(Screen):
             return "Targets (train)"
         if task == "multi_label_classification":
             return "Rows per label (train)"
+        if task == "token_classification":
+            return "Entities per type (train)"
+        if task == "instruction_tuning":
+            return "Conversations (train)"
         return "Labels (train)"
 
     def _labels_chart(self) -> Text:
         profile = self.state.profile or {}
         chart = label_chart(profile.get("label_counts", {}))
-        if profile.get("task") in ("regression", "multi_label_classification"):
+        if profile.get("task") in (
+            "regression",
+            "multi_label_classification",
+            "token_classification",
+            "instruction_tuning",
+        ):
             from tuning_core.profile import DataProfile
 
             chart.append(DataProfile.from_dict(profile).labels_line(), style="dim")

@@ -105,6 +105,17 @@ class ResultsView:
 
     @property
     def errors(self) -> list[dict[str, Any]]:
+        if self.task == "instruction_tuning":  # no errors: the replies, base and tuned
+            return [
+                {
+                    "text": g.get("question") or g.get("prompt", ""),
+                    "true": g.get("reference", ""),
+                    "base": g.get("base", ""),
+                    "predicted": g.get("tuned", ""),
+                }
+                for g in sequence(self.test.get("generations"))
+                if isinstance(g, dict)
+            ]
         errors = self.test.get("confident_errors")
         if errors is None:
             errors = self.verdict.get("confident_errors")
@@ -168,7 +179,8 @@ class ResultsView:
             text.append(fmt(ece), style="bold dark_orange" if (ece or 0) > ECE_CALL_OUT else "")
         train, val, gap = self.gap()
         text.append("\ntrain/validation gap ")
-        overfit = self.verdict.get("overfitting") is True or (gap or 0) > OVERFIT_GAP
+        called = self.verdict.get("overfitting")  # the judge's call, when it made one
+        overfit = called if isinstance(called, bool) else (gap or 0) > OVERFIT_GAP
         text.append(fmt(gap, "+.4f"), style="bold red" if overfit else "bold")
         if train is not None and val is not None:
             text.append(f" (training {fmt(train)}, validation {fmt(val)})", style="dim")
@@ -198,6 +210,16 @@ class ResultsView:
 
 def error_detail(error: dict[str, Any]) -> Text:
     text = Text()
+    if "base" in error:  # an instruction-tuned model's reply beside the base model's
+        text.append("prompt: ", style="dim")
+        text.append(f"{error.get('text', '')}\n")
+        text.append("reference: ", style="dim")
+        text.append(f"{error.get('true', '')}\n", style="green")
+        text.append("base model: ", style="dim")
+        text.append(f"{error.get('base', '')}\n")
+        text.append("tuned: ", style="dim")
+        text.append(str(error.get("predicted", "")), style="bold")
+        return text
     text.append(f"row {error.get('row', '?')}: ", style="dim")
     text.append(f"true {error.get('true', '?')}", style="green")
     text.append(f", predicted {error.get('predicted', '?')}", style="red")
@@ -280,7 +302,10 @@ class ResultsScreen(Screen):
             yield DataTable(id="baselines", cursor_type="row")
             yield Static(view.calls_text(), id="calls")
             yield Static(
-                f"Most confident errors ({len(self.errors)}) — select one for its whole text",
+                f"Replies to {len(self.errors)} held-out prompts, base model and tuned — "
+                "select one to read it whole"
+                if view.task == "instruction_tuning"
+                else f"Most confident errors ({len(self.errors)}) — select one for its whole text",
                 classes="results-title",
             )
             yield DataTable(id="errors", cursor_type="row", zebra_stripes=True)
@@ -352,6 +377,18 @@ class ResultsScreen(Screen):
         if not self.errors:
             table.display = False
             detail.update(Text("No confident errors in this report.", style="dim"))
+            return
+        if self.results.task == "instruction_tuning":
+            table.add_columns("prompt", "reference", "base", "tuned")
+            for i, reply in enumerate(self.errors):
+                table.add_row(
+                    *(
+                        one_line(reply.get(k, ""), 30)
+                        for k in ("text", "true", "base", "predicted")
+                    ),
+                    key=str(i),
+                )
+            detail.update(error_detail(self.errors[0]))
             return
         regression = self.results.task == "regression"
         table.add_columns("error" if regression else "confidence", "true", "predicted", "text")

@@ -332,3 +332,44 @@ async def test_results_view_speaks_regression_and_multi_label(home):
         assert "micro-F1 0.7500" in header and "exact match 0.5000" in header
         assert rows(screen.query_one("#per-class", DataTable))[0][0] == "sport"
         assert rows(screen.query_one("#baselines", DataTable))[1][0] == "most common label set"
+
+
+INSTRUCTION_REPORT = {
+    "task": "instruction_tuning",
+    "metric": "perplexity",
+    "validation": {"perplexity": 3.1, "loss": 1.13},
+    "train_fit": {"perplexity": 2.9, "loss": 1.06, "n": 80},
+    "test": {
+        "perplexity": 3.3, "loss": 1.19, "base_perplexity": 900.0, "n": 10,
+        "generations": [
+            {"question": "Capital of Peru?", "reference": "Lima.", "base": "zq zq",
+             "tuned": "Lima."},
+        ],
+    },
+    "judge": {
+        "task": "instruction_tuning", "metric": "perplexity", "metric_name": "perplexity",
+        "official": 3.3, "validation": 3.1, "baselines": {"majority": None, "tfidf_lr": 900.0},
+        "deltas": {"tfidf_lr": 896.7}, "calls": [],
+    },
+}  # fmt: skip
+
+
+async def test_results_view_shows_an_instruction_tuned_models_replies(home):
+    app = TunesmithApp(home=home, session_id=open_session(home, INSTRUCTION_REPORT))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        screen = app.screen
+        header = static_text(screen, "#results-header")
+        assert "perplexity 3.3000" in header and "loss per reply token 1.1900" in header
+        assert rows(screen.query_one("#baselines", DataTable))[1] == [
+            "the base model, untuned",
+            "900.0000",
+            "+896.7000",
+        ]
+        assert rows(screen.query_one("#errors", DataTable)) == [
+            ["Capital of Peru?", "Lima.", "zq zq", "Lima."]
+        ]
+        detail = static_text(screen, "#error-text")
+        assert "base model: zq zq" in detail and "tuned: Lima." in detail
