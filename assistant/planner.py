@@ -67,8 +67,10 @@ OTHER_TASKS: dict[str, str] = {}  # tasks named in words that tunesmith declines
 # the person's words for a task (checked in this order); None lets the data's shape decide
 TASK_WORDS = {
     "instruction_tuning": (
-        r"\binstruction|\bchat ?bot|\bsft\b|\b(?:llm|language model)\b|\bgenerat"
-        r"|\bsummari[sz]|\btranslat|\b(?:write|answer) (?:the )?(?:replies|answers|responses)"
+        r"\binstruction[ -]?(?:tun|data|follow|set)|\bchat ?bot|\bsft\b|\bsummari[sz]|\btranslat"
+        r"|\bteach\b.*\bto (?:answer|reply|respond|write|chat)"
+        r"|\b(?:answer|reply to|respond to) (?:the )?(?:questions|prompts|instructions)"
+        r"|\bgenerat(?:e|ion of|ing) (?:text|replies|answers|responses)"
     ),
     "token_classification": (
         r"\bner\b|named[ -]entit|token[ -]classif|sequence[ -]tagg|\bpos[ -]tagg"

@@ -161,6 +161,11 @@ def test_the_task_is_recognised_from_words():
     assert task_from_words("regression on helpfulness") == "regression"
     assert task_from_words("one label per text") == "single_label_classification"
     assert task_from_words("classify tweets by emotion") is None  # the data decides
+    assert task_from_words("find the named entities in these reports") == "token_classification"
+    assert task_from_words("teach a small language model to answer") == "instruction_tuning"
+    assert task_from_words("instruction tuning on my support chats") == "instruction_tuning"
+    # a language model named as the tool is not instruction tuning
+    assert task_from_words("fine-tune a language model to classify tweets") is None
 
 
 def test_the_verdict_reads_each_task():
