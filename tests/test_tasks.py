@@ -409,3 +409,47 @@ def test_qlora_is_refused_clearly_without_a_cuda_gpu(tmp_path):
     replies = planner.handle("use qlora")
     assert replies[0].kind == "error" and "needs a CUDA GPU" in replies[0].text
     assert planner.state.plan["quantization"] == "none"
+
+
+@pytest.mark.parametrize("kind", ["tags", "scores", "ner", "sft"])
+def test_each_task_stopped_mid_epoch_and_resumed_gives_the_same_metrics(
+    kind, tag_csv, score_csv, tiny_model, tmp_path, one_thread
+):
+    """Same data, plan and seed: the same metrics bit for bit, also after a stop in the middle
+    of an epoch and a resume from its checkpoint (the CPU)."""
+    base = str(tiny_model)
+    if kind == "sft":
+        base = str(make_tiny_llama(tmp_path / "llama"))
+        data = inspect_data(write_instruction_jsonl(tmp_path / "sft.jsonl", 60, seed=4))
+    elif kind == "ner":
+        data = inspect_data(write_conll(tmp_path / "ner.conll", tagged_sentences(80, seed=4)))
+    else:
+        data = inspect_data(tag_csv if kind == "tags" else score_csv)
+    metric = recipe.METRICS[data.task][0]
+    plan = Plan(
+        task=data.task,
+        metric=metric,
+        base_model=base,
+        max_length=48,
+        learning_rate=3e-3,
+        epochs=3.0,
+        early_stopping_patience=0,
+        freezing="lora" if kind == "sft" else "none",
+    ).to_dict()
+    whole = recipe.train_and_evaluate(plan, data.to_dict(), tmp_path / "whole")
+    steps = whole["global_step"]
+    calls = [0]
+
+    def requested() -> bool:
+        calls[0] += 1
+        return calls[0] >= steps // 2 + 1  # past the middle, inside an epoch
+
+    stop = recipe.stop_callback(requested)
+    run_dir = tmp_path / "stopped"
+    report = recipe.train_and_evaluate(
+        plan, data.to_dict(), run_dir, callbacks=[stop], interrupted=lambda: stop.stopped
+    )
+    assert report["interrupted"] and report["global_step"] < steps
+    resumed = recipe.train_and_evaluate(plan, data.to_dict(), run_dir, resume=True)
+    for key in ("validation", "test", "loss_curve", "global_step"):
+        assert resumed[key] == whole[key], key
