@@ -4,23 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# what an eval line shows: the loss and every task's metrics (recipe.METRICS)
-EVAL_KEYS = tuple(
-    f"eval_{k}"
-    for k in (
-        "loss",
-        "accuracy",
-        "macro_f1",
-        "f1",
-        "micro_f1",
-        "pearson",
-        "spearman",
-        "mse",
-        "mae",
-        "entity_f1",
-        "token_accuracy",
-    )
-)
+from tuning_core.plan import METRIC_CHOICES
+
+# what an eval line shows: the loss and every task's metrics
+EVAL_KEYS = ("eval_loss", *(f"eval_{m}" for m in METRIC_CHOICES if m != "loss"))
 
 
 def format_event(event: dict[str, Any]) -> str | None:

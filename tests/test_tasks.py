@@ -188,6 +188,20 @@ def test_the_verdict_reads_each_task():
 # ---------------------------------------------------------------- the whole path
 
 
+def verify_bundle(bundle: Path, out: Path) -> None:
+    """The bundle's `train.py --verify` reruns and matches its recorded metrics (the CPU)."""
+    rerun = subprocess.run(
+        [sys.executable, "train.py", "--verify", "--out", str(out)],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert "verified: the rerun matches the record" in rerun.stdout
+
+
 def run_chat(home, *turns):
     out = tunesmith("chat", "--headless", stdin="\n".join(turns) + "\n", home=home, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -242,16 +256,7 @@ def test_headless_chat_trains_exports_and_reproduces_each_task(
     card = (bundle / "model_card.md").read_text().lower()
     assert {"scores": "regressor", "tags": "multi-label", "ner": "token classifier"}[kind] in card
     assert (bundle / "tokens.py").exists() == (kind == "ner")
-    rerun = subprocess.run(
-        [sys.executable, "train.py", "--verify", "--out", str(tmp_path / "rerun")],
-        cwd=bundle,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        timeout=600,
-    )
-    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
-    assert "verified: the rerun matches the record" in rerun.stdout
+    verify_bundle(bundle, tmp_path / "rerun")
     # predicting with the saved model speaks the task too
     texts = tmp_path / "texts.txt"
     texts.write_text("love great good\nhate awful terrible\n")
@@ -373,15 +378,7 @@ def test_instruction_tuning_through_the_chat_export_and_predict(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert (bundle / "instruct.py").exists() and (bundle / "model" / "model.safetensors").exists()
     assert "text-generation" in (bundle / "model_card.md").read_text()
-    rerun = subprocess.run(
-        [sys.executable, "train.py", "--verify", "--out", str(tmp_path / "rerun")],
-        cwd=bundle,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        timeout=600,
-    )
-    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    verify_bundle(bundle, tmp_path / "rerun")
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Capital of Japan?\n")
     out = tunesmith("predict", session_id, "--input", str(prompts), home=home)

@@ -84,6 +84,42 @@ def _summary(scores: list[float]) -> tuple[float | None, float | None]:
     return round(float(np.mean(scores)), 4), round(float(np.std(scores)), 4)
 
 
+def _skeleton(
+    metric: str, seed: int, rows_total: int, rows_used: int, notes: list[str], **tfidf: Any
+) -> dict[str, Any]:
+    """A baseline result with nothing measured yet: both blocks with None scores."""
+    return {
+        "metric": metric,
+        "positive_label": None,
+        "seed": seed,
+        "rows_total": rows_total,
+        "rows_used": rows_used,
+        "sampled": rows_used < rows_total,
+        "folds": 0,
+        "folds_planned": 0,
+        "validation_rows": 0,
+        "stopped_early": False,
+        "seconds": 0.0,
+        "notes": notes,
+        "majority": {
+            "label": None,
+            "cv_mean": None,
+            "cv_std": None,
+            "cv_scores": [],
+            "validation": None,
+        },
+        "tfidf_lr": {
+            "cv_mean": None,
+            "cv_std": None,
+            "cv_scores": [],
+            "validation": None,
+            "features": FEATURES,
+            "fold_seconds": None,
+            **tfidf,
+        },
+    }
+
+
 def run_baseline(
     splits: dict[str, tuple[list[str], list[str]]],
     metric: str,
@@ -139,37 +175,16 @@ def run_baseline(
     label_id = {name: i for i, name in enumerate(label_list)}
     y = np.array([label_id[v] for v in y_names], dtype=np.int64)
     counts = Counter(y.tolist())
-    result: dict[str, Any] = {
-        "metric": metric,
-        "positive_label": positive,
-        "seed": seed,
-        "rows_total": len(texts),
-        "rows_used": len(rows),
-        "sampled": len(rows) < len(texts),
-        "folds": 0,
-        "folds_planned": 0,
-        "validation_rows": 0,
-        "stopped_early": False,
-        "seconds": 0.0,
-        "notes": notes,
-        "majority": {
-            "label": None,
-            "cv_mean": None,
-            "cv_std": None,
-            "cv_scores": [],
-            "validation": None,
-        },
-        "tfidf_lr": {
-            "cv_mean": None,
-            "cv_std": None,
-            "cv_scores": [],
-            "validation": None,
-            "features": FEATURES,
-            "C": C,
-            "class_weight": "balanced" if metric != "accuracy" else None,
-            "fold_seconds": None,
-        },
-    }
+    result = _skeleton(
+        metric,
+        seed,
+        len(texts),
+        len(rows),
+        notes,
+        C=C,
+        class_weight="balanced" if metric != "accuracy" else None,
+    )
+    result["positive_label"] = positive
     if result["sampled"]:
         notes.append(
             f"trained on a stratified sample of {len(rows):,} of {len(texts):,} rows (seed {seed})"
@@ -475,39 +490,17 @@ def _other_task_baseline(
     if len(rows) < len(texts):
         notes.append(f"trained on a random sample of {len(rows):,} of {len(texts):,} rows")
     model_name = "ridge regression" if task == "regression" else "logistic regression per label"
-    result: dict[str, Any] = {
-        "metric": metric,
-        "positive_label": None,
-        "task": task,
-        "seed": seed,
-        "rows_total": len(texts),
-        "rows_used": len(rows),
-        "sampled": len(rows) < len(texts),
-        "folds": 0,
-        "folds_planned": 0,
-        "validation_rows": 0,
-        "stopped_early": False,
-        "seconds": 0.0,
-        "notes": notes,
-        "majority": {
-            "label": None,
-            "cv_mean": None,
-            "cv_std": None,
-            "cv_scores": [],
-            "validation": None,
-        },
-        "tfidf_lr": {
-            "cv_mean": None,
-            "cv_std": None,
-            "cv_scores": [],
-            "validation": None,
-            "features": FEATURES,
-            "C": None if task == "regression" else C,
-            "model": model_name,
-            "class_weight": None,
-            "fold_seconds": None,
-        },
-    }
+    result = _skeleton(
+        metric,
+        seed,
+        len(texts),
+        len(rows),
+        notes,
+        C=None if task == "regression" else C,
+        model=model_name,
+        class_weight=None,
+    )
+    result["task"] = task
     if len(rows) < 4:
         notes.append("fewer than four rows: nothing to cross-validate")
         return result

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tuning_core import recipe
 from tuning_core.errors import PlanError
 
 EMBEDDED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -23,29 +24,9 @@ FREEZING_CHOICES = ("none", "head_only", "bottom_k", "lora")
 # pooler); "mean": the mean of the token vectors, as sentence-embedding models were trained
 POOLING_CHOICES = ("default", "mean")
 SCHEDULER_CHOICES = ("linear", "cosine", "constant", "constant_with_warmup")
-# f1: F1 of the plan's positive_label; micro_f1 for multi-label; the last four for regression
-METRIC_CHOICES = (
-    "macro_f1",
-    "accuracy",
-    "f1",
-    "micro_f1",
-    "pearson",
-    "spearman",
-    "mse",
-    "mae",
-    "entity_f1",
-    "token_accuracy",
-    "perplexity",
-    "loss",
-)
-# the metrics that score each task (as tuning_core.recipe.METRICS)
-TASK_METRICS = {
-    "single_label_classification": ("macro_f1", "accuracy", "f1"),
-    "multi_label_classification": ("micro_f1", "macro_f1"),
-    "regression": ("pearson", "spearman", "mse", "mae"),
-    "token_classification": ("entity_f1", "token_accuracy"),
-    "instruction_tuning": ("perplexity", "loss"),
-}
+# the metrics that score each task, and all of them (f1: F1 of the plan's positive_label)
+TASK_METRICS = recipe.METRICS
+METRIC_CHOICES = tuple(dict.fromkeys(m for metrics in TASK_METRICS.values() for m in metrics))
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")
 # the order of training batches: "length" groups texts of similar length into a batch, in runs
 # from the longest to the shortest (the Trainer's group_by_length); "buckets" groups them the
