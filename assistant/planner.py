@@ -95,6 +95,40 @@ TASK_WORDS = {
 TASK_BOUND_FIELDS = ("metric", "positive_label", "label_smoothing", "class_weights", "head_init")
 
 
+def write_split(folder: Path, name: str, task: str, texts: list, labels: list):
+    """One split of a fixed data version, in the format its task reads: (path, reader). A table
+    (CSV with text and label), CoNLL (token classification) or chat-message JSON lines."""
+    import csv
+    import io
+
+    from tuning_core import recipe
+
+    if task == "token_classification":
+        path, reader = folder / f"{name}.conll", {"format": "conll"}
+        blocks = [
+            "\n".join(f"{w} {t}" for w, t in zip(x.split(" "), y.split(" "), strict=True))
+            for x, y in zip(texts, labels, strict=True)
+        ]
+        body = "\n\n".join(blocks) + "\n"
+    elif task == "instruction_tuning":
+        path, reader = folder / f"{name}.jsonl", {"format": "instruction_jsonl"}
+        body = "".join(
+            json.dumps({"messages": recipe.conversation(x, y)}, ensure_ascii=False) + "\n"
+            for x, y in zip(texts, labels, strict=True)
+        )
+    else:
+        path, reader = folder / f"{name}.csv", {}
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts, labels, strict=True))
+        body = buffer.getvalue()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(body, encoding="utf-8", newline="")
+    tmp.replace(path)
+    return path, reader
+
+
 def task_from_words(text: str) -> str | None:
     """The task the person named, or None when their words do not say."""
     for task, pattern in TASK_WORDS.items():
@@ -951,7 +985,6 @@ class Planner:
         return self._apply_fix(fix)
 
     def _apply_fix(self, fix: str) -> list[Reply]:
-        import csv
 
         from tuning_core import recipe
         from tuning_core.data import DataSpec
@@ -965,24 +998,21 @@ class Planner:
         folder = data_root / f"v{version}"
         folder.mkdir(parents=True, exist_ok=True)
         files: dict[str, str | None] = {}
+        readers: dict[str, dict] = {}
         for name, (texts, labels) in splits.items():
-            path = folder / f"{name}.csv"
-            tmp = path.with_suffix(".csv.tmp")
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(["text", "label"])
-                writer.writerows(zip(texts, labels, strict=True))
-            tmp.replace(path)
+            path, readers[name] = write_split(folder, name, spec.task, texts, labels)
             files[name] = str(path)
+        table = spec.task not in ("token_classification", "instruction_tuning")
         what = f"{FIX_TITLES.get(fix, fix).lower()} ({fix_summary_text(summary)})"
         new_spec = DataSpec(
             files=files,
-            text_column="text",
-            label_column="label",
+            text_column="text" if table else spec.text_column,
+            label_column="label" if table else spec.label_column,
             labels=sorted(set(splits["train"][1])) if spec.task == TASK else spec.labels,
             sha256={name: recipe.file_sha256(path) for name, path in files.items() if path},
             split_seed=spec.split_seed,
-            columns=["text", "label"],
+            columns=["text", "label"] if table else spec.columns,
+            readers={} if table else readers,
             reasons={
                 "text": f"fixed copy v{version}",
                 "label": f"fixed copy v{version}",

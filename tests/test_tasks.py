@@ -450,3 +450,27 @@ def test_each_task_stopped_mid_epoch_and_resumed_gives_the_same_metrics(
     resumed = recipe.train_and_evaluate(plan, data.to_dict(), run_dir, resume=True)
     for key in ("validation", "test", "loss_curve", "global_step"):
         assert resumed[key] == whole[key], key
+
+
+def test_a_fix_keeps_token_and_instruction_data_in_their_own_format(tmp_path):
+    """`drop duplicates` writes the fixed version as CoNLL or chat JSON lines, which read back
+    as the same task with the duplicates gone."""
+    from assistant.planner import Planner
+
+    sentences = tagged_sentences(60, seed=7)
+    sentences += sentences[:5]  # five repeats
+    conll = write_conll(tmp_path / "ner.conll", sentences)
+    sft = write_instruction_jsonl(tmp_path / "sft.jsonl", 60, seed=7)
+    for path, task, suffix in ((conll, "token_classification", ".conll"),
+                               (sft, "instruction_tuning", ".jsonl")):  # fmt: skip
+        planner = Planner(tmp_path / task / "runs")
+        planner.handle(str(path))
+        before = planner.state.profile["rows"]["train"]
+        planner.handle("drop duplicates")
+        planner.handle("yes")
+        spec = planner.state.spec
+        assert spec["task"] == task and spec["files"]["train"].endswith(suffix)
+        assert planner.state.data_versions and planner.state.profile["rows"]["train"] < before
+        assert planner.state.profile["exact_duplicates"] == 0
+        rows = recipe.load_splits(spec)["train"]
+        assert len(rows[0]) == planner.state.profile["rows"]["train"]
