@@ -80,6 +80,9 @@ class DataSpec:
     # names joined by a delimiter (the delimiter itself); regression has no `labels`
     task: str = "single_label_classification"
     label_format: str | None = None
+    # unlabelled texts the person added for adaptive pretraining (a .txt, one text a line, or
+    # a table with the text column); its checksum is in sha256["unlabelled"]
+    unlabelled: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

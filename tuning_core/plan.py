@@ -48,6 +48,7 @@ SEARCHABLE = (
     "gradual_unfreezing",
     "pooling",
     "batch_size",
+    "adapt_epochs",
 )
 TASK_CHOICES = tuple(TASK_METRICS)
 TASK_LABELS = {
@@ -119,6 +120,10 @@ class Plan:
     # instruction tuning on a CUDA GPU: "4bit" loads the base model in 4-bit NF4 through
     # bitsandbytes and trains LoRA adapters over it (QLoRA); "none" keeps full precision
     quantization: str = "none"
+    # task- and domain-adaptive pretraining before fine-tuning: this many epochs of masked-
+    # language-model training on the task's texts (0: none), at this learning rate
+    adapt_epochs: float = 0.0
+    adapt_learning_rate: float = 5e-5
     # the hyperparameter search: name -> {"low", "high", "log"} or {"choices": [...]}, and
     # how many trials to run (0: train once with the values above)
     search_space: dict[str, Any] = field(default_factory=dict)
@@ -241,6 +246,16 @@ class Plan:
             check(
                 self.task == "instruction_tuning" and self.freezing == "lora",
                 "4-bit quantization (QLoRA) is for instruction tuning with LoRA adapters",
+            )
+        check(0 <= self.adapt_epochs <= 50, f"adapt_epochs must be 0..50, got {self.adapt_epochs}")
+        check(
+            0.0 < self.adapt_learning_rate < 1.0,
+            f"adapt_learning_rate must be in (0, 1), got {self.adapt_learning_rate}",
+        )
+        if self.adapt_epochs:
+            check(
+                self.task != "instruction_tuning",
+                "adaptive pretraining (masked-LM) is for encoder tasks, not instruction tuning",
             )
         check(self.eval_rows >= 0, f"eval_rows must be >= 0 (0: all), got {self.eval_rows}")
         check(0 <= self.trials <= 1000, f"trials must be 0..1000, got {self.trials}")
@@ -398,6 +413,8 @@ _FIELD_TYPES: dict[str, Any] = {
     "layerwise_lr_decay": float,
     "gradual_unfreezing": bool,
     "quantization": str,
+    "adapt_epochs": float,
+    "adapt_learning_rate": float,
     "search_space": dict,
     "trials": int,
     "extras": dict,

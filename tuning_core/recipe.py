@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import sys
+import time
 from pathlib import Path
 
 # --- bundle settings (tunesmith's export fills these in) ---
@@ -1207,6 +1208,127 @@ def _language_model_scores(model, tokenizer, plan: dict, sets: dict, held_out: l
     return out
 
 
+ADAPTED = "adapted"  # the run folder's base model after adaptive pretraining
+ADAPT_DONE = "adaptation.json"  # written last into it: what the stage did
+MLM_PROBABILITY = 0.15  # BERT's share of masked tokens
+
+
+def unlabelled_texts(data: dict) -> list[str]:
+    """The extra unlabelled texts the person added (`data["unlabelled"]`): one text per line
+    of a .txt file, or the text column of any table the data stage reads."""
+    path = data.get("unlabelled")
+    if not path:
+        return []
+    if str(path).lower().endswith(".txt"):
+        return [line.strip() for line in text_lines(path) if line.strip()]
+    table = read_table(path, infer_reader(path))
+    column = data["text_column"] if data["text_column"] in table.column_names else None
+    if column is None:
+        raise ValueError(f"{Path(path).name} has no column {data['text_column']!r} of texts")
+    return [str(t) for t in column_values(table, column) if t is not None and str(t).strip()]
+
+
+def adapt_language_model(plan: dict, data: dict, splits: dict, out_dir, callbacks=(), resume=False):
+    """Task- and domain-adaptive pretraining (Gururangan et al. 2020): masked-language-model
+    training of the base model on the training texts (labels unused) and any unlabelled texts,
+    for `adapt_epochs` at `adapt_learning_rate`, checkpointed like a run. The encoder is saved
+    with the base model's own pooler (a masked-LM head has none) in `out_dir/adapted`; returns
+    {"folder", ...what it did}, or None when stopped. A finished stage is not run again."""
+    import torch
+    from datasets import Dataset
+    from transformers import (
+        AutoModel,
+        AutoModelForMaskedLM,
+        AutoTokenizer,
+        DataCollatorForLanguageModeling,
+        PrinterCallback,
+        TrainingArguments,
+    )
+
+    out_dir = Path(out_dir)
+    target = out_dir / ADAPTED
+    if (target / ADAPT_DONE).exists():
+        return json.loads((target / ADAPT_DONE).read_text())
+    options = model_load_options(plan)
+    path = resolve_model(plan["base_model"])
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=options["trust_remote_code"])
+    texts = list(splits["train"][0]) + unlabelled_texts(data)  # token data: words joined
+    enc = tokenizer(texts, truncation=True, max_length=int(plan["max_length"]))
+    dataset = Dataset.from_dict({k: enc[k] for k in ("input_ids", "attention_mask")})
+    batch = int(plan["batch_size"]) * int(plan.get("grad_accum", 1))
+    args = TrainingArguments(
+        output_dir=str(out_dir / "adapt-checkpoints"),
+        learning_rate=float(plan.get("adapt_learning_rate", 5e-5)),
+        per_device_train_batch_size=int(plan["batch_size"]),
+        gradient_accumulation_steps=int(plan.get("grad_accum", 1)),
+        num_train_epochs=float(plan["adapt_epochs"]),
+        lr_scheduler_type="linear",
+        seed=int(plan["seed"]),
+        eval_strategy="no",
+        save_strategy="epoch",
+        save_total_limit=None,
+        logging_strategy="steps",
+        logging_steps=max(1, math.ceil(len(dataset) / batch / 20)),
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=plan.get("precision") == "bf16",
+        fp16=plan.get("precision") == "fp16",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+    trainer_class = _seeded_trainer_class()
+    trainer_class.sampling = plan.get("sampling", "length")
+    trainer = trainer_class(
+        model_init=lambda: AutoModelForMaskedLM.from_pretrained(
+            path, dtype=torch.float32, **options
+        ),
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        data_collator=DataCollatorForLanguageModeling(
+            tokenizer=tokenizer, mlm_probability=MLM_PROBABILITY
+        ),
+        callbacks=list(callbacks),
+    )
+    trainer.remove_callback(PrinterCallback)
+    started = time.monotonic()
+    checkpoint = last_complete_checkpoint(out_dir / "adapt-checkpoints") if resume else None
+    trainer.train(resume_from_checkpoint=checkpoint)
+    if any(getattr(c, "stopped", False) for c in callbacks):
+        return None
+    # the adapted encoder into the base model's own class, so its pooler (which a masked-LM
+    # model lacks) is the pretrained one and not a random draw
+    backbone = AutoModel.from_pretrained(path, dtype=torch.float32, **options)
+    backbone.load_state_dict(trainer.model.base_model.state_dict(), strict=False)
+    partial = out_dir / ".adapted.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    backbone.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    done = {
+        "folder": str(target),
+        "texts": len(texts),
+        "unlabelled": len(texts) - len(splits["train"][0]),
+        "epochs": float(plan["adapt_epochs"]),
+        "steps": trainer.state.global_step,
+        "loss_first": round(losses[0], METRIC_DIGITS) if losses else None,
+        "loss_last": round(losses[-1], METRIC_DIGITS) if losses else None,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    (partial / ADAPT_DONE).write_text(json.dumps(done, indent=1))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)
+    shutil.rmtree(out_dir / "adapt-checkpoints", ignore_errors=True)
+    return done
+
+
+def adapted_plan(plan: dict, folder: str) -> dict:
+    """The plan with the adapted encoder as its base model (consents carried over to it)."""
+    consented = plan.get("consent_model") == plan.get("base_model")
+    return {**plan, "base_model": folder, "consent_model": folder if consented else None}
+
+
 def _lm_collator(pad_id: int):
     """Dynamic padding for a language model's batches (labels padded with -100)."""
     collate = instruct_tools().collate
@@ -1795,6 +1917,12 @@ def train_and_evaluate(
 
     if task == INSTRUCT_TASK:
         instruct_tools().ensure_chat_template(tokenizer)  # a template and a pad token if missing
+    adapted = None
+    if float(plan.get("adapt_epochs", 0) or 0) > 0:  # masked-LM training on the texts first
+        adapted = adapt_language_model(plan, data, splits, out_dir, callbacks, resume)
+        if interrupted() or adapted is None:
+            return {"interrupted": True, "global_step": 0, "stage": "adaptive pretraining"}
+        plan = adapted_plan(plan, adapted["folder"])
     texts_of: dict[str, list[str]] = {}  # each split's texts in its dataset's row order
     strata_of: dict[str, list[str]] = {}  # and what a stratified sample of it keeps the shares of
 
@@ -2010,6 +2138,11 @@ def train_and_evaluate(
         }
     report = {
         "task": task,
+        **(
+            {"adaptive_pretraining": {k: v for k, v in adapted.items() if k != "folder"}}
+            if adapted
+            else {}
+        ),
         **scored,
         "metric": metric,
         "best_checkpoint": trainer.state.best_model_checkpoint,
