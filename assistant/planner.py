@@ -129,6 +129,14 @@ def write_split(folder: Path, name: str, task: str, texts: list, labels: list):
     return path, reader
 
 
+# "unlabelled texts in ~/more.txt", "add unlabeled data from tweets.csv"
+UNLABELLED_RE = re.compile(
+    r"\bunlabell?ed\b(?:\s+(?:texts?|data|tweets|posts|sentences))?"
+    r"(?:\s+(?:from|in|at|file))?\s*:?\s+(\S+\.(?:txt|csv|tsv|jsonl|json|parquet)(?:\.gz)?)",
+    re.I,
+)
+
+
 def task_from_words(text: str) -> str | None:
     """The task the person named, or None when their words do not say."""
     for task, pattern in TASK_WORDS.items():
@@ -325,6 +333,8 @@ def describe_freezing(plan: dict) -> str:
 
 PLAN_ROWS = (
     ("base_model", "Base model"),
+    ("adapt_epochs", "Adaptive pretraining"),
+    ("quantization", "4-bit base (QLoRA)"),
     ("trust_remote_code", "Model's own code"),
     ("allow_pickle_weights", "Pickle weights"),
     ("max_length", "Max length"),
@@ -356,6 +366,8 @@ OPTIONAL_ROWS = {
     "gradual_unfreezing": False,
     "eval_rows": 0,
     "head_init": "random",
+    "adapt_epochs": 0.0,
+    "quantization": "none",
 }
 SAMPLING_LABELS = {
     "length": "grouped by length, longest first",
@@ -390,6 +402,13 @@ def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
             value = f"{trials} trials" if trials else "off (train once)"
         elif name == "head_init":
             value = HEAD_INIT_LABELS.get(plan.get("head_init", "random"), plan.get("head_init"))
+        elif name == "adapt_epochs":
+            value = (
+                f"{fmt_number(plan['adapt_epochs'])} epochs of masked-LM training on the texts "
+                f"at {fmt_number(plan.get('adapt_learning_rate', 5e-5))}, then fine-tuning"
+            )
+        elif name == "quantization":
+            value = "on: NF4 base under the LoRA adapters"
         elif name == "sampling":
             value = SAMPLING_LABELS.get(plan.get("sampling", "length"), plan.get("sampling"))
         elif name == "eval_rows":
@@ -602,6 +621,9 @@ class Planner:
                 return self._explain(text)
             return [Reply("Training is running. `/status` shows progress; `/stop` stops it.")]
         # plan, results, export: adjustments, questions, a new file, or Enter
+        unlabelled = UNLABELLED_RE.search(text)
+        if unlabelled:
+            return self._add_unlabelled(unlabelled.group(1))
         path = self._find_path(text)
         if path:
             return self.load(path)
@@ -927,6 +949,35 @@ class Planner:
 
     # ------------------------------------------------------------ review and fixes
 
+    def _add_unlabelled(self, typed: str) -> list[Reply]:
+        """Keep an unlabelled file in the data spec for adaptive pretraining (checked, counted,
+        its checksum recorded); the plan changes only when the person asks for the stage."""
+        from tuning_core import recipe
+
+        if not self.state.spec:
+            return [Reply("Load the labelled data first, then add unlabelled texts.", "error")]
+        path = typed_path(typed.strip("'\"`"))
+        if not path.is_file():
+            return [Reply(f"No such file: `{path}`", "error")]
+        spec = dict(self.state.spec)
+        try:
+            texts = recipe.unlabelled_texts({**spec, "unlabelled": str(path)})
+        except (ValueError, OSError) as exc:
+            return [Reply(f"Could not read `{path}`: {str(exc).splitlines()[0]}", "error")]
+        if not texts:
+            return [Reply(f"`{path}` holds no texts.", "error")]
+        spec["unlabelled"] = str(path)
+        spec["sha256"] = {**spec.get("sha256", {}), "unlabelled": recipe.file_sha256(path)}
+        self.state.spec = spec
+        adapt = float((self.state.plan or {}).get("adapt_epochs", 0) or 0)
+        then = (
+            f"they join the training texts in its {adapt:g} epochs of adaptive pretraining."
+            if adapt
+            else "say `2 epochs of adaptive pretraining` to train the model on them (masked "
+            "language modelling) before fine-tuning."
+        )
+        return [Reply(f"Added {len(texts):,} unlabelled texts from `{path}`: {then}")]
+
     def _review(self, text: str) -> list[Reply]:
         if self.state.pending_fix:
             return self._confirm_fix(text)
@@ -935,6 +986,9 @@ class Planner:
         if not text or YES.fullmatch(text.lower()):
             self._go("plan")
             return [self._plan_reply(intro="**My plan**, with the reason for each choice:")]
+        unlabelled = UNLABELLED_RE.search(text)
+        if unlabelled:
+            return self._add_unlabelled(unlabelled.group(1))
         path = self._find_path(text)
         if path:
             return self.load(path)

@@ -391,7 +391,10 @@ def profile_rows(
         leaked_near=found["leaked_near"],
         findings=[f.to_dict() for f in findings],
         length_rows=len(sample),
-        text_traits=text_traits([texts[i] for i in sample[:TRAIT_SAMPLE].tolist()]),
+        text_traits={
+            **text_traits([texts[i] for i in sample[:TRAIT_SAMPLE].tolist()]),
+            **vocabulary_fit(model_name, [texts[i] for i in sample[:TRAIT_SAMPLE].tolist()]),
+        },
         task=task,
         label_stats=label_stats,
     )
@@ -401,6 +404,33 @@ TRAIT_SAMPLE = 5_000
 _MENTION = re.compile(r"(?:^|\s)@\w+")
 _HASHTAG = re.compile(r"(?:^|\s)#\w+")
 _LINK = re.compile(r"https?://|www\.")
+
+
+def vocabulary_fit(model_name: str, texts: list[str]) -> dict[str, float]:
+    """How far the texts' words are from the model's vocabulary: the share of words its
+    tokenizer splits into several pieces ("split_words") and the share of tokens it cannot
+    represent at all ("unknown_tokens"). Empty when the model's tokenizer.json is not here."""
+    path = Path(recipe.resolve_model(model_name)) / "tokenizer.json"
+    if not texts or not path.exists():
+        return {}
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path))
+    tok.no_truncation()
+    tok.no_padding()
+    unknown = tok.token_to_id("[UNK]") if tok.token_to_id("[UNK]") is not None else None
+    words = split = tokens = unknowns = 0
+    for encoding in tok.encode_batch(texts):
+        pieces = Counter(w for w in encoding.word_ids if w is not None)
+        words += len(pieces)
+        split += sum(1 for n in pieces.values() if n > 1)
+        tokens += len(encoding.ids)
+        if unknown is not None:
+            unknowns += sum(1 for i in encoding.ids if i == unknown)
+    return {
+        "split_words": round(split / words, 4) if words else 0.0,
+        "unknown_tokens": round(unknowns / tokens, 4) if tokens else 0.0,
+    }
 
 
 def text_traits(texts: list[str]) -> dict[str, float]:

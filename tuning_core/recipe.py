@@ -498,7 +498,7 @@ def check_checksums(data: dict) -> list[str]:
     changed = []
     readers = data.get("readers") or {}
     for name, expected in data.get("sha256", {}).items():
-        path = data["files"].get(name)
+        path = data.get("unlabelled") if name == "unlabelled" else data["files"].get(name)
         if path and source_sha256(path, readers.get(name)) != expected:
             changed.append(f"{name}: {path}")
     return changed
@@ -1240,7 +1240,7 @@ def adapt_language_model(plan: dict, data: dict, splits: dict, out_dir, callback
         AutoModel,
         AutoModelForMaskedLM,
         AutoTokenizer,
-        DataCollatorForLanguageModeling,
+        DataCollatorForTokenClassification,
         PrinterCallback,
         TrainingArguments,
     )
@@ -1254,7 +1254,10 @@ def adapt_language_model(plan: dict, data: dict, splits: dict, out_dir, callback
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=options["trust_remote_code"])
     texts = list(splits["train"][0]) + unlabelled_texts(data)  # token data: words joined
     enc = tokenizer(texts, truncation=True, max_length=int(plan["max_length"]))
-    dataset = Dataset.from_dict({k: enc[k] for k in ("input_ids", "attention_mask")})
+    masked, targets = mask_tokens(enc["input_ids"], tokenizer, int(plan["seed"]))
+    dataset = Dataset.from_dict(
+        {"input_ids": masked, "attention_mask": enc["attention_mask"], "labels": targets}
+    )
     batch = int(plan["batch_size"]) * int(plan.get("grad_accum", 1))
     args = TrainingArguments(
         output_dir=str(out_dir / "adapt-checkpoints"),
@@ -1286,9 +1289,7 @@ def adapt_language_model(plan: dict, data: dict, splits: dict, out_dir, callback
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        data_collator=DataCollatorForLanguageModeling(
-            tokenizer=tokenizer, mlm_probability=MLM_PROBABILITY
-        ),
+        data_collator=DataCollatorForTokenClassification(tokenizer=tokenizer),
         callbacks=list(callbacks),
     )
     trainer.remove_callback(PrinterCallback)
@@ -1321,6 +1322,32 @@ def adapt_language_model(plan: dict, data: dict, splits: dict, out_dir, callback
     os.replace(partial, target)
     shutil.rmtree(out_dir / "adapt-checkpoints", ignore_errors=True)
     return done
+
+
+def mask_tokens(rows: list[list[int]], tokenizer, seed: int) -> tuple[list, list]:
+    """BERT's masking, drawn once per row from `seed` (static masking, as BERT's own data was):
+    15% of the non-special tokens are predicted; of those 80% become the mask token, 10% a
+    random token and 10% stay. Returns (inputs, labels), labels -100 where nothing is asked.
+    Drawn here rather than in the collator, so that a run resumed mid-epoch sees exactly the
+    masks of an uninterrupted one."""
+    rng = random.Random(seed)
+    special = set(tokenizer.all_special_ids)
+    vocabulary = len(tokenizer)
+    inputs, labels = [], []
+    for ids in rows:
+        new, target = list(ids), [-100] * len(ids)
+        for i, token in enumerate(ids):
+            if token in special or rng.random() >= MLM_PROBABILITY:
+                continue
+            target[i] = token
+            draw = rng.random()
+            if draw < 0.8:
+                new[i] = tokenizer.mask_token_id
+            elif draw < 0.9:
+                new[i] = rng.randrange(vocabulary)
+        inputs.append(new)
+        labels.append(target)
+    return inputs, labels
 
 
 def adapted_plan(plan: dict, folder: str) -> dict:
