@@ -171,7 +171,10 @@ def conversation_renderer(model_name: str):
         recipe.quiet_libraries()
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(recipe.resolve_model(model_name))
+        # no model code runs while profiling (a consent is for training, given in the chat)
+        tokenizer = AutoTokenizer.from_pretrained(
+            recipe.resolve_model(model_name), trust_remote_code=False
+        )
         recipe.instruct_tools().ensure_chat_template(tokenizer)
 
         def render(messages: list[dict]) -> str:
