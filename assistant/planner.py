@@ -895,6 +895,14 @@ class Planner:
             f"Rows: {', '.join(f'{k} {v}' for k, v in profile.rows.items())} · tokens per text: "
             f"median {lengths['p50']}, p90 {lengths['p90']}, p99 {lengths['p99']}, max {lengths['max']}",
         ]
+        traits = profile.text_traits or {}
+        if "split_words" in traits:
+            lines[-1] += (
+                f" · words the model's tokenizer splits: {traits['split_words']:.1%}, unknown "
+                f"tokens: {traits['unknown_tokens']:.2%}"
+            )
+        if spec.unlabelled:
+            lines.append(f"Unlabelled texts for adaptive pretraining: `{spec.unlabelled}`")
         baseline = self.state.baseline
         if baseline:
             lines += ["", self._baseline_line(baseline)]
