@@ -260,6 +260,8 @@ class Conversation:
             run_id = self.state.run_id or ""
             if self._watcher is None or self._watcher[0] != run_id:
                 metric = (self.state.plan or {}).get("metric", "macro_f1")
+                if metric == "perplexity":  # evaluations report its logarithm, the loss
+                    metric = "loss"
                 self._watcher = (run_id, RunWatcher(metric))
             watcher = self._watcher[1]
             replies = []

@@ -117,7 +117,7 @@ class RunWatcher:
 
     @property
     def _sign(self) -> int:
-        return -1 if self.metric in ("mse", "mae") else 1
+        return -1 if self.metric in ("mse", "mae", "loss", "perplexity") else 1
 
     def _plateau(self) -> list[Finding]:
         key = f"eval_{self.metric}"
