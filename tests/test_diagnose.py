@@ -65,3 +65,19 @@ def test_a_flat_metric_is_a_plateau_and_a_new_run_starts_fresh():
     assert feed(w, evals([(0.4, 0.7)])) == []  # said once
     improving = RunWatcher("f1")
     assert feed(improving, evals([(0.6, 0.6), (0.5, 0.65), (0.45, 0.7), (0.4, 0.75)])) == []
+
+
+def test_an_error_metric_improves_downwards():
+    """Mean absolute error (and a language model's loss) improve as they fall: a steady fall
+    is no plateau; three evaluations no lower than the best before are one."""
+
+    def errors(values):
+        return [
+            {"type": "eval", "step": 10 * (i + 1), "metrics": {"eval_mae": v, "eval_loss": v}}
+            for i, v in enumerate(values)
+        ]
+
+    for metric in ("mae", "loss"):
+        assert feed(RunWatcher(metric), errors([0.9, 0.8, 0.7, 0.6, 0.5])) == []
+        found = feed(RunWatcher(metric), errors([0.9, 0.5, 0.6, 0.55, 0.51]))
+        assert [f.kind for f in found] == ["plateau"] and "0.5000" in found[0].message
