@@ -350,30 +350,27 @@ def parse_target(value: str) -> float:
     return x
 
 
+def companion(name: str):
+    """The module `name`.py that sits beside this file: the package's own when this file runs
+    inside tunesmith, the exported bundle's copy when it runs as the bundle's `train.py`."""
+    import importlib
+
+    if __package__:
+        return importlib.import_module(f"{__package__}.{name}")
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    return importlib.import_module(name)
+
+
 def token_tools():
-    """`tuning_core.tokens` (reading, aligning and scoring tags): from tunesmith, or in an
-    exported bundle from `tokens.py` beside this script."""
-    if __package__:  # imported as tuning_core.recipe
-        from tuning_core import tokens
-    else:  # run as a script: the bundle's own copy, never an installed tunesmith's
-        here = str(Path(__file__).resolve().parent)
-        if here not in sys.path:
-            sys.path.insert(0, here)
-        import tokens  # type: ignore[no-redef]
-    return tokens
+    """Reading, aligning and scoring tags (`tokens.py`)."""
+    return companion("tokens")
 
 
 def instruct_tools():
-    """`tuning_core.instruct` (chat template, response-only labels, loss, generation): from
-    tunesmith, or in an exported bundle from `instruct.py` beside this script."""
-    if __package__:
-        from tuning_core import instruct
-    else:
-        here = str(Path(__file__).resolve().parent)
-        if here not in sys.path:
-            sys.path.insert(0, here)
-        import instruct  # type: ignore[no-redef]
-    return instruct
+    """Chat template, response-only labels, loss and generation (`instruct.py`)."""
+    return companion("instruct")
 
 
 def read_instruction_rows(path, reader: dict | None = None) -> tuple[list[str], list[str]]:
