@@ -405,7 +405,7 @@ def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
         elif name == "adapt_epochs":
             value = (
                 f"{fmt_number(plan['adapt_epochs'])} epochs of masked-LM training on the texts "
-                f"at {fmt_number(plan.get('adapt_learning_rate', 5e-5))}, then fine-tuning"
+                f"at {fmt_number(plan.get('adapt_learning_rate', 1e-4))}, then fine-tuning"
             )
         elif name == "quantization":
             value = "on: NF4 base under the LoRA adapters"

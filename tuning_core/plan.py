@@ -123,7 +123,7 @@ class Plan:
     # task- and domain-adaptive pretraining before fine-tuning: this many epochs of masked-
     # language-model training on the task's texts (0: none), at this learning rate
     adapt_epochs: float = 0.0
-    adapt_learning_rate: float = 5e-5
+    adapt_learning_rate: float = 1e-4
     # the hyperparameter search: name -> {"low", "high", "log"} or {"choices": [...]}, and
     # how many trials to run (0: train once with the values above)
     search_space: dict[str, Any] = field(default_factory=dict)

@@ -1258,7 +1258,7 @@ def adapt_language_model(plan: dict, data: dict, splits: dict, out_dir, callback
     batch = int(plan["batch_size"]) * int(plan.get("grad_accum", 1))
     args = TrainingArguments(
         output_dir=str(out_dir / "adapt-checkpoints"),
-        learning_rate=float(plan.get("adapt_learning_rate", 5e-5)),
+        learning_rate=float(plan.get("adapt_learning_rate", 1e-4)),
         per_device_train_batch_size=int(plan["batch_size"]),
         gradient_accumulation_steps=int(plan.get("grad_accum", 1)),
         num_train_epochs=float(plan["adapt_epochs"]),
