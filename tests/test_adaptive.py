@@ -123,3 +123,18 @@ def test_asked_for_in_the_chat_with_unlabelled_texts_and_reproduced_by_the_bundl
         timeout=600,
     )
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+
+
+def test_the_recommender_leaves_it_off_and_says_what_was_measured(posts, tiny_model):
+    from tuning_core.hardware import probe_resources
+    from tuning_core.profile import profile_rows
+    from tuning_core.recommend import recommend_plan
+
+    spec = inspect_data(posts)
+    profile = profile_rows(recipe.load_splits(spec.to_dict()), str(tiny_model))
+    assert "split_words" in profile.text_traits and "unknown_tokens" in profile.text_traits
+    rec = recommend_plan(spec.task, profile, probe_resources(), {"base_model": str(tiny_model)})
+    assert rec.plan.adapt_epochs == 0.0
+    reason = rec.reasons["adapt_epochs"]
+    assert reason.note == "adaptive-pretraining" and "TweetEval" in reason.text
+    assert f"{profile.text_traits['split_words']:.1%}" in reason.text

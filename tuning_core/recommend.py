@@ -62,6 +62,13 @@ CLASS_WEIGHT_IMBALANCE = 10.0
 # Each epoch's early-stopping check reads at most max(training rows, EVAL_ROWS_MIN) validation
 # rows (a stratified sample); the final report reads all of them.
 EVAL_ROWS_MIN = 300
+# what bench/adaptive_pretraining.py measured (bench/RESULTS.md), said when the stage is off
+ADAPT_MEASURED = (
+    "on TweetEval with MiniLM (400 labelled tweets plus 2,462-2,832 unlabelled ones, 2 "
+    "masked-LM epochs at 1e-4, three seeds) fine-tuning after it scored 0.5 points lower on "
+    "emotion and 3.5 lower on irony than fine-tuning alone offered the same compute, and took "
+    "3.6-5.5x the time"
+)
 # Share of the device's memory a plan may use (the rest for the system and allocator spikes).
 MEMORY_SHARE = 0.8
 # Time budget when the person gives none: what fits "one sitting" on this kind of machine.
@@ -710,6 +717,26 @@ def recommend_plan(
             f"small random values: {why}; a zero start scored lower on irony (0.649 against "
             "0.664 F1, three seeds)",
             "output-layer-init",
+        )
+
+    # -- adaptive pretraining: measured by bench/adaptive_pretraining.py, not proposed
+    split = (profile.text_traits or {}).get("split_words")
+    if instruct:
+        reasons["adapt_epochs"] = Reason(
+            "off: masked-LM adaptation is for encoders; a language model already learns from "
+            "the replies' text",
+            "adaptive-pretraining",
+        )
+    else:
+        words = (
+            f"; the model's tokenizer splits {split:.1%} of the words here (TweetEval: 6.6-6.9%)"
+            if split is not None
+            else ""
+        )
+        reasons["adapt_epochs"] = Reason(
+            f"off: {ADAPT_MEASURED}{words}. Say `2 epochs of adaptive pretraining` (and `add "
+            "unlabelled texts from FILE`) to try it on your texts",
+            "adaptive-pretraining",
         )
 
     # -- how much validation each epoch's check reads
