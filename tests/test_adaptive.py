@@ -2,12 +2,11 @@
 fine-tuning, as a plan option that the chat, the runner, the report and the export carry."""
 
 import json
-import os
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 from test_cli import tunesmith
+from test_tasks import verify_bundle
 from tiny import scored_rows, write_sentiment_csv
 
 from assistant.store import SessionStore
@@ -108,21 +107,13 @@ def test_asked_for_in_the_chat_with_unlabelled_texts_and_reproduced_by_the_bundl
     (session_id,) = [s["id"] for s in SessionStore(home).list()]
     state = SessionStore(home).open(session_id).load_state()
     assert state["plan"]["adapt_epochs"] == 2.0 and state["plan"]["epochs"] == 3.0
-    report = json.loads((__import__("pathlib").Path(state["run_dir"]) / "report.json").read_text())
+    report = json.loads((Path(state["run_dir"]) / "report.json").read_text())
     assert report["adaptive_pretraining"]["unlabelled"] == 30
     bundle = tmp_path / "bundle"
     out = tunesmith("export", session_id, "--out", str(bundle), home=home)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "unlabelled" in (bundle / "train.py").read_text()
-    rerun = subprocess.run(
-        [sys.executable, "train.py", "--verify", "--out", str(tmp_path / "rerun")],
-        cwd=bundle,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        timeout=600,
-    )
-    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    verify_bundle(bundle, tmp_path / "rerun")
 
 
 def test_the_recommender_leaves_it_off_and_says_what_was_measured(posts, tiny_model):
