@@ -804,7 +804,8 @@ class Planner:
         fixable = [f for f in (self.state.profile or {}).get("findings", []) if f.get("fix")]
         lines = [
             "**Did I read it right?** Press **Enter** (or say `yes`) to see my plan.",
-            "To correct me, say e.g. `the label is in column 'category'` or give another file.",
+            "To correct me, say e.g. `the label is in column 'category'`, `several labels per "
+            "text`, `predict the score`, or give another file.",
         ]
         if fixable:
             fixes = ", ".join(
@@ -957,6 +958,20 @@ class Planner:
 
     # ------------------------------------------------------------ review and fixes
 
+    def _read_as_task(self, text: str) -> list[Reply] | None:
+        """"It is multi-label", "predict the score", "one label per text" while reviewing: the
+        same file read again as that task (None when the words name no other task)."""
+        task = task_from_words(text)
+        if task is None or not self.state.spec or task == self.state.spec.get("task"):
+            return None
+        previous = self.state.task_asked
+        self.state.task_asked = task
+        try:
+            return self.load(self.state.source or self.state.spec["files"]["train"])
+        except TuningError:
+            self.state.task_asked = previous  # the file stays read as it was
+            raise
+
     def _add_unlabelled(self, typed: str) -> list[Reply]:
         """Keep an unlabelled file in the data spec for adaptive pretraining (checked, counted,
         its checksum recorded); the plan changes only when the person asks for the stage."""
@@ -1000,6 +1015,9 @@ class Planner:
         path = self._find_path(text)
         if path:
             return self.load(path)
+        retask = self._read_as_task(text)
+        if retask is not None:
+            return retask
         fix = parse_fix(text)
         if fix:
             return self._propose_fix(fix)

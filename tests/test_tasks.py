@@ -474,3 +474,23 @@ def test_a_fix_keeps_token_and_instruction_data_in_their_own_format(tmp_path):
         assert planner.state.profile["exact_duplicates"] == 0
         rows = recipe.load_splits(spec)["train"]
         assert len(rows[0]) == planner.state.profile["rows"]["train"]
+
+
+def test_the_task_can_be_changed_in_words_while_reviewing(tag_csv, score_csv, tmp_path):
+    from assistant.planner import Planner
+
+    planner = Planner(tmp_path / "runs")
+    planner.handle(str(tag_csv))
+    assert planner.state.spec["task"] == "multi_label_classification"
+    replies = planner.handle("no, just one label per text")
+    assert planner.state.spec["task"] == "single_label_classification"
+    assert "- Task: classification (one label per text): you asked" in replies[0].text
+    planner.handle("it has several labels per text")
+    assert planner.state.spec["task"] == "multi_label_classification"
+    assert planner.state.plan["metric"] == "micro_f1"
+    # a reading that cannot be: refused in one line, the file still read as it was
+    planner = Planner(tmp_path / "runs2")
+    planner.handle(str(score_csv))
+    replies = planner.handle("one label per text")
+    assert replies[0].kind == "error" and "look like scores" in replies[0].text
+    assert planner.state.spec["task"] == "regression" and planner.state.task_asked is None
