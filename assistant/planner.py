@@ -959,8 +959,8 @@ class Planner:
     # ------------------------------------------------------------ review and fixes
 
     def _read_as_task(self, text: str) -> list[Reply] | None:
-        """"It is multi-label", "predict the score", "one label per text" while reviewing: the
-        same file read again as that task (None when the words name no other task)."""
+        """The same file read again as the task the words name while reviewing ("it is
+        multi-label", "predict the score", "one label per text"); None when they name none."""
         task = task_from_words(text)
         if task is None or not self.state.spec or task == self.state.spec.get("task"):
             return None
