@@ -125,6 +125,7 @@ class TunesmithApp(App):
         self.initial_session_id = session_id
         self.conversation: Conversation | None = None
         self._jobs: deque[tuple[str, Any]] = deque()
+        self._opened = True  # false while `_open` is still showing a session's turns
         self._worker: Worker | None = None  # the conversation call in flight, if any
         self._turn_text: dict[Worker, str] = {}  # what the person typed, given back on failure
         self._offsets: dict[str, int] = {}  # events.jsonl offset per run folder
@@ -226,6 +227,9 @@ class TunesmithApp(App):
             return exc.message
         if self.conversation is not None:
             self._retire(self.conversation)
+        # the run-follow timer waits until the opening is queued: it must not finish a run
+        # (or say its folder is missing) before the opening has said where we left off
+        self._opened = False
         self.conversation = conversation
         self._jobs.clear()
         self._worker = None  # a call still running for the old session is ignored when done
@@ -248,6 +252,7 @@ class TunesmithApp(App):
         await self._show([self._message(t) for t in turns])
         self._refresh_side()
         self._submit("opening")
+        self._opened = True
         return None
 
     async def _locked_answer(self, session_id: str | None, reason: str, view: bool | None) -> None:
@@ -536,7 +541,7 @@ class TunesmithApp(App):
     def _follow_run(self) -> None:
         """Timer: read the followed run's new events; ask for its results once it ends."""
         conversation = self.conversation
-        if self._closing_down():
+        if self._closing_down() or not self._opened:
             return
         panel = self.query_one(RunPanel)
         if conversation is None or not conversation.running or conversation.run_dir is None:

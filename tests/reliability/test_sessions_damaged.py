@@ -308,3 +308,24 @@ def test_a_read_only_view_of_an_older_schema_reads_it_as_it_is(home):
         assert [m.name for m in MIGRATIONS.applied(session.db)] == MIGRATION_NAMES[:1]
     finally:
         session.close()
+
+
+async def test_the_follow_timer_firing_while_a_session_opens_waits_for_the_opening(
+    home, sessions, monkeypatch
+):
+    """The run-follow timer can fire while `_open` awaits (showing the turns): it must not
+    finish the missing run before the opening has said so, or the opening says only
+    "Welcome back" (a CI run failed this way under load)."""
+    shown = TunesmithApp._show
+
+    async def show_then_tick(self, messages):
+        self._follow_run()  # the 0.5 s timer, fired in the middle of opening
+        await shown(self, messages)
+
+    monkeypatch.setattr(TunesmithApp, "_show", show_then_tick)
+    app = TunesmithApp(home, session_id=sessions["no_run_folder"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        texts = [turn["text"] for turn in app.conversation.history()]
+        assert "The folder of run `run-1` is missing" in texts[-1]
+        assert not any(t.startswith("Welcome back") for t in texts[-2:])
