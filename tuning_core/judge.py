@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuning_core import recipe  # the standard library only at import
+
 # A model that scores this much better on its training rows than on validation has learned
 # those rows rather than the task; the report says so. (A heuristic for the call-out only.)
 OVERFIT_GAP = 0.10
@@ -41,8 +43,7 @@ NAMES = {
     "loss": "loss per reply token",
     "weighted_f1": "weighted F1",
 }
-# as recipe.LOWER_IS_BETTER (this module imports nothing)
-LOWER_IS_BETTER = ("mse", "mae", "perplexity", "loss")
+LOWER_IS_BETTER = recipe.LOWER_IS_BETTER
 # what else the headline shows, by task
 OTHERS = {
     "single_label_classification": ("accuracy", "macro_f1", "weighted_f1"),

@@ -22,7 +22,6 @@ optuna and the recipe's libraries are imported inside the functions.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from collections.abc import Callable
@@ -155,7 +154,7 @@ def _report_callback(trial, metric: str):
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             value = (metrics or {}).get(f"eval_{metric}")
             if value is None and metric == "perplexity" and "eval_loss" in (metrics or {}):
-                value = math.exp(min(float(metrics["eval_loss"]), 50.0))  # as instruct's
+                value = recipe.instruct_tools().perplexity(float(metrics["eval_loss"]))
             if value is None:
                 return
             step = max(1, round(float(state.epoch or 0)))
