@@ -49,6 +49,7 @@ SEARCHABLE = (
     "pooling",
     "batch_size",
     "adapt_epochs",
+    "auxiliary_weight",
 )
 TASK_CHOICES = tuple(TASK_METRICS)
 TASK_LABELS = {
@@ -124,6 +125,11 @@ class Plan:
     # language-model training on the task's texts (0: none), at this learning rate
     adapt_epochs: float = 0.0
     adapt_learning_rate: float = 1e-4
+    # multi-task: train the data's other label sets (its `auxiliary` tasks) together with the
+    # main one, a head each on the shared encoder, their losses weighted by auxiliary_weight
+    # against the main task's 1.0; off, the main task trains alone
+    multitask: bool = False
+    auxiliary_weight: float = 1.0
     # the hyperparameter search: name -> {"low", "high", "log"} or {"choices": [...]}, and
     # how many trials to run (0: train once with the values above)
     search_space: dict[str, Any] = field(default_factory=dict)
@@ -256,6 +262,23 @@ class Plan:
             check(
                 self.task != "instruction_tuning",
                 "adaptive pretraining (masked-LM) is for encoder tasks, not instruction tuning",
+            )
+        check(
+            isinstance(self.multitask, bool),
+            f"multitask must be true or false, got {self.multitask!r}",
+        )
+        check(
+            0.0 < self.auxiliary_weight <= 10.0,
+            f"auxiliary_weight must be in (0, 10], got {self.auxiliary_weight}",
+        )
+        if self.multitask is True:
+            check(
+                self.task == "single_label_classification",
+                "multi-task training is for single-label classification tasks",
+            )
+            check(
+                self.freezing != "lora",
+                "multi-task training keeps a head per task in the model: not with LoRA",
             )
         check(self.eval_rows >= 0, f"eval_rows must be >= 0 (0: all), got {self.eval_rows}")
         check(0 <= self.trials <= 1000, f"trials must be 0..1000, got {self.trials}")
@@ -415,6 +438,8 @@ _FIELD_TYPES: dict[str, Any] = {
     "quantization": str,
     "adapt_epochs": float,
     "adapt_learning_rate": float,
+    "multitask": bool,
+    "auxiliary_weight": float,
     "search_space": dict,
     "trials": int,
     "extras": dict,

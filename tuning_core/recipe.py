@@ -373,6 +373,29 @@ def instruct_tools():
     return companion("instruct")
 
 
+def multitask_tools():
+    """Auxiliary heads, their loss and predictions (`multitask.py`)."""
+    return companion("multitask")
+
+
+def auxiliary_tasks(plan: dict, data: dict) -> list[dict]:
+    """The data's other label sets that `plan` trains together with the main one (none unless
+    the plan's `multitask` is on); a clear error where multi-task training does not apply."""
+    tasks = list(data.get("auxiliary") or [])
+    if not plan.get("multitask"):
+        return []
+    if not tasks:
+        raise ValueError("multitask is on but the data has no other label set to train with")
+    if plan.get("task", TASKS[0]) != TASKS[0]:
+        raise ValueError("multi-task training is for single-label classification tasks")
+    if plan.get("freezing") == "lora":
+        raise ValueError("multi-task training needs the heads in the model: not with LoRA")
+    names = [t["name"] for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two auxiliary tasks share a name: {names}")
+    return tasks
+
+
 def read_instruction_rows(path, reader: dict | None = None) -> tuple[list[str], list[str]]:
     """An instruction split as (conversation before its last reply, as JSON; that reply)."""
     conversations = instruct_tools().read_instruction_jsonl(path)
@@ -443,6 +466,28 @@ def strata(labels: list[str], data: dict) -> list[str]:
     return labels
 
 
+def auxiliary_splits(task: dict, data: dict, splits: dict) -> dict[str, tuple[list, list]]:
+    """An auxiliary task's train/validation/test rows. Another label column of the main task's
+    own files follows the main task's split text by text (a text held out there is held out
+    here); a file of its own is split as its data spec says."""
+    if task["files"] != data["files"]:
+        return load_splits({**task, "task": TASKS[0], "auxiliary": []})
+    where = {t: name for name in ("validation", "test") for t in splits[name][0]}
+    rows: dict[str, tuple[list, list]] = {name: ([], []) for name in SPLITS}
+    readers = task.get("readers") or {}
+    for name in SPLITS:
+        if not task["files"].get(name):
+            continue
+        texts, labels = read_rows(
+            task["files"][name], task["text_column"], task["label_column"], readers.get(name)
+        )
+        for text, label in zip(texts, labels, strict=True):
+            split = name if name != "train" else where.get(text, "train")
+            rows[split][0].append(text)
+            rows[split][1].append(label)
+    return rows
+
+
 def load_splits(data: dict) -> dict[str, tuple[list[str], list[str]]]:
     """train/validation/test rows as the data spec says: given files, or carved with its seed."""
     files, readers = data["files"], data.get("readers") or {}
@@ -498,6 +543,8 @@ def check_checksums(data: dict) -> list[str]:
         path = data.get("unlabelled") if name == "unlabelled" else data["files"].get(name)
         if path and source_sha256(path, readers.get(name)) != expected:
             changed.append(f"{name}: {path}")
+    for task in data.get("auxiliary") or []:  # the other label sets' files
+        changed += [f"{task['name']} {line}" for line in check_checksums({**task, "auxiliary": []})]
     return changed
 
 
@@ -1598,17 +1645,52 @@ def gradual_unfreezing_callback(epochs: int):
     return GradualUnfreezing()
 
 
-def _trainer_class(plan: dict, class_weights: list[float] | None = None):
+def _trainer_class(
+    plan: dict, class_weights: list[float] | None = None, task_weights: list[float] | None = None
+):
     """The seeded Trainer with the plan's loss and optimizer options; with those off (the
-    default) it is `_seeded_trainer_class()` itself, untouched."""
+    default) it is `_seeded_trainer_class()` itself, untouched. `task_weights` (multi-task: the
+    main task's 1.0, then each auxiliary task's) sums the tasks' losses with these weights."""
     base = _seeded_trainer_class()
     decay = float(plan.get("layerwise_lr_decay", 1.0))
-    if class_weights is None and decay == 1.0:
+    if class_weights is None and decay == 1.0 and not task_weights:
         return base
     import torch
 
     class OptionsTrainer(base):
-        if class_weights is not None:
+        if task_weights:
+
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                # each task's mean cross-entropy over its rows in this batch, weighted and
+                # summed (multitask.task_loss); the Trainer divides by the accumulation steps
+                inputs = dict(inputs)
+                labels = inputs.pop("labels")
+                task_ids = inputs.pop("task_ids", None)
+                outputs = model(**inputs)
+                logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+                if task_ids is None:  # evaluating the main task's rows
+                    task_ids = torch.zeros_like(labels)
+                tools = multitask_tools()
+                heads = tools.heads_of(model)
+                weight = (
+                    None
+                    if class_weights is None
+                    else torch.tensor(class_weights, dtype=torch.float32, device=logits.device)
+                )
+                loss = tools.task_loss(
+                    logits,
+                    heads.features,
+                    heads,
+                    labels.to(logits.device),
+                    task_ids.to(logits.device),
+                    task_weights,
+                    weight,
+                    float(self.args.label_smoothing_factor),
+                )
+                self.loss_is_scaled_for_ga = False
+                return (loss, outputs) if return_outputs else loss
+
+        elif class_weights is not None:
 
             def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
                 # Cross-entropy weighted by class, with the plan's label smoothing (torch spreads
@@ -1910,6 +1992,7 @@ def train_and_evaluate(
     labels = list(data["labels"])
     label_ids = {label: i for i, label in enumerate(labels)}
     splits = load_splits(data)
+    auxiliary = auxiliary_tasks(plan, data)  # other label sets trained together (multi-task)
     fmt = data.get("label_format")
     target = (0.0, 1.0)  # regression: the training targets' mean and standard deviation
     if task == "regression":
@@ -1978,6 +2061,8 @@ def train_and_evaluate(
         else:
             enc = tokenizer(texts, truncation=True, max_length=int(plan["max_length"]))
             columns = {**enc, "labels": targets(split, names)}
+            if auxiliary and split == "train":  # the main task's rows (multitask.MAIN)
+                columns["task_ids"] = [0] * len(names)
         order = list(range(len(names)))
         if split != "train":
             # evaluated in order of length, so each batch pads little (metrics do not depend on
@@ -1991,6 +2076,37 @@ def train_and_evaluate(
         return Dataset.from_dict(columns)
 
     train_set, val_set, test_set = encode("train"), encode("validation"), encode("test")
+    main_rows = len(train_set)
+    aux_sets: list[dict] = []  # per auxiliary task: its labels and encoded splits
+    if auxiliary:
+        from datasets import concatenate_datasets
+
+        held_out = set(texts_of["validation"]) | set(texts_of["test"])
+        parts = [train_set]
+        for k, spec in enumerate(auxiliary, 1):
+            rows = auxiliary_splits(spec, data, splits)
+            names_k = list(spec["labels"])
+            ids_k = {label: i for i, label in enumerate(names_k)}
+            texts, tags, dropped = multitask_tools().drop_held_out(*rows["train"], held_out)
+            rows["train"] = (texts, tags)
+            encoded = {}
+            for split, (texts, tags) in rows.items():
+                unknown = sorted(set(tags) - set(ids_k))
+                if unknown:
+                    raise ValueError(
+                        f"{spec['name']} {split} has labels not in its label set: {unknown[:5]}"
+                    )
+                enc = tokenizer(texts, truncation=True, max_length=int(plan["max_length"]))
+                columns = {**enc, "labels": [ids_k[y] for y in tags]}
+                if split == "train":
+                    columns["task_ids"] = [k] * len(tags)
+                else:  # evaluated in order of length, as the main task's splits are
+                    order = sorted(range(len(tags)), key=lambda i: len(enc["input_ids"][i]))
+                    columns = {c: [v[i] for i in order] for c, v in columns.items()}
+                encoded[split] = Dataset.from_dict(columns)
+            parts.append(encoded["train"])
+            aux_sets.append({"spec": spec, "labels": names_k, "dropped": dropped, **encoded})
+        train_set = concatenate_datasets(parts)  # the main task's rows first
     eval_set = val_set
     eval_rows = int(plan.get("eval_rows", 0))
     if 0 < eval_rows < len(val_set):
@@ -2040,6 +2156,8 @@ def train_and_evaluate(
         fp16=precision == "fp16",
         dataloader_num_workers=0,
         restore_callback_states_from_checkpoint=True,
+        # multi-task rows carry `task_ids`, which the model's forward does not take
+        remove_unused_columns=not auxiliary,
     )
     all_callbacks = list(callbacks)
     patience = int(plan.get("early_stopping_patience", 0))
@@ -2047,15 +2165,27 @@ def train_and_evaluate(
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     class_weights = None
     if plan.get("class_weights", False):
-        class_weights = class_weights_for(train_set["labels"], len(labels))
+        class_weights = class_weights_for(train_set["labels"][:main_rows], len(labels))
     if plan.get("gradual_unfreezing", False):
         if plan.get("freezing", "none") != "none":
             raise ValueError("gradual_unfreezing needs freezing 'none'")
         all_callbacks.append(gradual_unfreezing_callback(math.ceil(float(plan["epochs"]))))
-    trainer_class = _trainer_class(plan, class_weights)
+    aux_weight = float(plan.get("auxiliary_weight", 1.0))
+    task_weights = [1.0] + [aux_weight] * len(auxiliary) if auxiliary else None
+    trainer_class = _trainer_class(plan, class_weights, task_weights)
     trainer_class.sampling = plan.get("sampling", "length")
+    probe_set = train_set.select(range(main_rows)) if auxiliary else train_set
+
+    def make_model():
+        model = _with_pad(build_model(plan, labels, probe_set, target), tokenizer)
+        if auxiliary:  # a head per auxiliary task, reading what the output layer reads
+            multitask_tools().attach_heads(
+                model, _output_layer(model, len(labels)), [len(a["labels"]) for a in aux_sets]
+            )
+        return model
+
     trainer = trainer_class(
-        model_init=lambda: _with_pad(build_model(plan, labels, train_set, target), tokenizer),
+        model_init=make_model,
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
@@ -2137,10 +2267,10 @@ def train_and_evaluate(
     # rows as validation has, 200 at least), to show how far training and validation differ
     names = strata_of["train"]
     fit_rows = max(len(val_set), 200)
-    sample = list(range(len(train_set)))
-    if fit_rows < len(train_set):
+    sample = list(range(main_rows))  # the main task's rows
+    if fit_rows < main_rows:
         _, sample = stratified_carve(names, fit_rows / len(names), int(plan["seed"]))
-    lengths = [len(ids) for ids in train_set["input_ids"]]
+    lengths = [len(ids) for ids in train_set["input_ids"][:main_rows]]
     fit_order = sorted(sample, key=lengths.__getitem__)
     fit_set = train_set.select(fit_order)
     fit_gold = [tags_of["train"][i] for i in fit_order]
@@ -2160,6 +2290,28 @@ def train_and_evaluate(
             "test": predict(test_set, texts_of["test"], tags_of["test"]),
             "train_fit": predict(fit_set, gold=fit_gold),
         }
+    if aux_sets:  # each auxiliary task scored by its own head on its own splits
+        tools = multitask_tools()
+        heads = tools.heads_of(trainer.model)
+        collator = DataCollatorWithPadding(tokenizer=tokenizer)
+        scored["tasks"] = {}
+        for k, aux in enumerate(aux_sets, 1):
+            entry = {
+                "labels": aux["labels"],
+                "weight": aux_weight,
+                "train_rows": len(aux["train"]),
+                "dropped_held_out": aux["dropped"],
+            }
+            for split in ("validation", "test"):
+                probs = tools.predict_head(
+                    trainer.model, heads, k, aux[split], collator, args.per_device_eval_batch_size
+                )
+                preds = [max(range(len(p)), key=p.__getitem__) for p in probs]
+                positive_k = aux["spec"].get("positive_label")
+                entry[split] = classification_metrics(
+                    aux[split]["labels"], preds, aux["labels"], positive_k, probs
+                )
+            scored["tasks"][aux["spec"]["name"]] = entry
     report = {
         "task": task,
         **(
@@ -2172,7 +2324,7 @@ def train_and_evaluate(
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "global_step": trainer.state.global_step,
         "epochs_run": round(float(trainer.state.epoch or 0), 2),
-        "train_rows": len(train_set),
+        "train_rows": main_rows,
         "loss_curve": [
             [e["step"], round(e["loss"], METRIC_DIGITS)]
             for e in trainer.state.log_history
@@ -2183,7 +2335,18 @@ def train_and_evaluate(
     partial = out_dir / ".model.partial"
     if trainer.args.should_save:  # under torchrun, only the main process writes the model
         shutil.rmtree(partial, ignore_errors=True)
-    trainer.save_model(str(partial))
+    # the main task's classifier as a plain model; auxiliary heads in a file of their own
+    unheaded = (
+        multitask_tools().without_heads(trainer.model) if aux_sets else contextlib.nullcontext({})
+    )
+    with unheaded as head_state:
+        trainer.save_model(str(partial))
+    if trainer.args.should_save and head_state:
+        from safetensors.torch import save_file
+
+        save_file(head_state, str(partial / "auxiliary_heads.safetensors"))
+        names = {a["spec"]["name"]: a["labels"] for a in aux_sets}
+        (partial / "auxiliary_heads.json").write_text(json.dumps(names, indent=2) + "\n")
     if trainer.args.should_save:
         shutil.rmtree(out_dir / "model", ignore_errors=True)
         os.replace(partial, out_dir / "model")
@@ -2206,6 +2369,8 @@ def headline(report: dict) -> dict:
     }
     if "f1" in test:
         out[f"test_f1_{test['positive_label']}"] = test["f1"]
+    for name, entry in (report.get("tasks") or {}).items():  # multi-task: each other label set
+        out[f"test_{name}_macro_f1"] = entry["test"]["macro_f1"]
     return out
 
 

@@ -1,0 +1,149 @@
+"""Benchmark: does training TweetEval emotion and irony together (one MiniLM encoder, a head
+per task) beat training each apart, when labelled rows are few?
+
+Per seed and target task (the other task is the auxiliary one), two arms, each the
+recommended plan for the target's labelled rows (`--rows`, a stratified sample of its
+training file):
+
+  apart     the target task alone
+  together  the same plan with `multitask` on: the other task's `--aux-rows` labelled rows
+            (a stratified sample of its training file) train a second head on the same
+            encoder, its loss weighted by `--weight`; early stopping and the kept checkpoint
+            follow the target task's validation metric
+
+Both on one thread in the same process; the target's test split scored with its official
+metric (macro-F1 for emotion, F1 of irony). Each run appends a line to
+bench/results/multitask.jsonl; `--summarise` writes the means to bench/results/multitask.json
+and a dated section in bench/RESULTS.md.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/multitask.py --task emotion --seeds 42 43 44
+    .venv/bin/python bench/multitask.py --summarise
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from benchlib import RESULTS, environment, recipe_data, record  # noqa: E402
+from recommend_vs_defaults import TASKS, load_task, official  # noqa: E402
+
+from tuning_core import recipe  # noqa: E402
+from tuning_core.hardware import probe_resources  # noqa: E402
+from tuning_core.plan import EMBEDDED_MODEL_ID  # noqa: E402
+from tuning_core.profile import profile_rows  # noqa: E402
+from tuning_core.recommend import recommend_plan  # noqa: E402
+
+LOG = RESULTS / "multitask.jsonl"
+
+
+def run_seed(task: str, rows: int, aux_rows: int, seed: int, weight: float) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    other = next(t for t in TASKS if t != task)
+    spec, splits = load_task(task, rows, seed=0)
+    aux_spec, aux_splits = load_task(other, aux_rows, seed=0)
+    profile = profile_rows(splits, EMBEDDED_MODEL_ID)
+    plan = recommend_plan(spec.task, profile, probe_resources(), {"seed": seed}).plan.to_dict()
+    out: dict = {"task": task, "auxiliary": other, "rows": rows, "aux_rows": aux_rows, "seed": seed}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data = recipe_data(spec, splits, work / "data")
+        aux = recipe_data(aux_spec, aux_splits, work / "aux")
+        aux = {**aux, "name": other, "positive_label": TASKS[other]}
+        started = time.monotonic()
+        apart = recipe.train_and_evaluate(plan, data, work / "apart")
+        apart_seconds = time.monotonic() - started
+        together_plan = {**plan, "multitask": True, "auxiliary_weight": weight}
+        started = time.monotonic()
+        together = recipe.train_and_evaluate(
+            together_plan, {**data, "auxiliary": [aux]}, work / "together"
+        )
+        together_seconds = time.monotonic() - started
+    positive, aux_positive = TASKS[task], TASKS[other]
+    side = together["tasks"][other]
+    out.update(
+        apart=official(apart["test"], positive),
+        together=official(together["test"], positive),
+        apart_validation=official(apart["validation"], positive),
+        together_validation=official(together["validation"], positive),
+        auxiliary_test=official(side["test"], aux_positive),
+        apart_seconds=round(apart_seconds, 1),
+        together_seconds=round(together_seconds, 1),
+        apart_epochs_run=apart["epochs_run"],
+        together_epochs_run=together["epochs_run"],
+        plan={k: plan[k] for k in ("learning_rate", "epochs", "batch_size", "head_init")},
+        weight=weight,
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(LOG, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(out) + "\n")
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def summarise() -> None:
+    runs = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
+    summary = {**environment(), "tasks": {}}
+    lines = []
+    for task in sorted({r["task"] for r in runs}):
+        mine = [r for r in runs if r["task"] == task]
+        apart = [r["apart"] for r in mine]
+        together = [r["together"] for r in mine]
+        gain = statistics.mean(together) - statistics.mean(apart)
+        ratio = statistics.mean(r["together_seconds"] / r["apart_seconds"] for r in mine)
+        summary["tasks"][task] = {
+            "auxiliary": mine[0]["auxiliary"],
+            "seeds": [r["seed"] for r in mine],
+            "rows": mine[0]["rows"],
+            "aux_rows": mine[0]["aux_rows"],
+            "weight": mine[0]["weight"],
+            "together_mean": round(statistics.mean(together), 4),
+            "apart_mean": round(statistics.mean(apart), 4),
+            "gain": round(gain, 4),
+            "better_seeds": sum(t > a for t, a in zip(together, apart, strict=True)),
+            "time_ratio_together_over_apart": round(ratio, 2),
+            "runs": mine,
+        }
+        metric = "macro-F1" if TASKS[task] is None else f"F1 of {TASKS[task]}"
+        lines.append(
+            f"{task} ({mine[0]['rows']} labelled rows) with {mine[0]['auxiliary']} "
+            f"({mine[0]['aux_rows']} rows, loss weight {mine[0]['weight']:g}) as the other "
+            f"task, {metric} on test, seeds {', '.join(str(r['seed']) for r in mine)}: together "
+            f"{statistics.mean(together):.4f} ({', '.join(f'{x:.4f}' for x in together)}) "
+            f"against apart {statistics.mean(apart):.4f} "
+            f"({', '.join(f'{x:.4f}' for x in apart)}): {gain:+.4f}; better on "
+            f"{summary['tasks'][task]['better_seeds']} of {len(mine)} seeds; time "
+            f"together/apart {ratio:.2f}"
+        )
+    record("multitask", summary, lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=sorted(TASKS), default="emotion")
+    parser.add_argument("--rows", type=int, default=400, help="the target's labelled rows")
+    parser.add_argument("--aux-rows", type=int, default=400, help="the other task's rows")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--weight", type=float, default=1.0, help="the other task's loss weight")
+    parser.add_argument("--summarise", action="store_true")
+    args = parser.parse_args()
+    if args.summarise:
+        summarise()
+        return
+    for seed in args.seeds:
+        run_seed(args.task, args.rows, args.aux_rows, seed, args.weight)
+
+
+if __name__ == "__main__":
+    main()
