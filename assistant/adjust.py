@@ -70,6 +70,11 @@ SIMPLE = [
         "layerwise_lr_decay",
         float,
     ),
+    (
+        rf"\b(?:auxiliary|other tasks?'?s?)(?:[ -]loss)?[ -]weight{SEP}{NUM}",
+        "auxiliary_weight",
+        float,
+    ),
     (rf"\b{NUM}\s*trials?\b", "trials", int),
     (rf"\btrials?{SEP}{NUM}", "trials", int),
 ]
@@ -160,6 +165,7 @@ NAMED_SETTINGS = (
     (r"(?:gradient[ -])?accumulation(?:[ -]steps)?", "grad_accum", "accumulation 4"),
     (r"lora[ -]alpha", "lora_alpha", "lora alpha 16"),
     (r"trials?", "trials", "20 trials"),
+    (r"auxiliary[ -]weight", "auxiliary_weight", "auxiliary weight 0.5"),
 )
 EXAMPLES = {name: example for _, name, example in NAMED_SETTINGS}
 # what may not follow a number: more of a word or a number ("1k", "1,000", "ten thousand")
@@ -233,6 +239,19 @@ def parse_adjustment(text: str) -> Adjustment:
             problem_names.add(name)
 
     out.constraints = parse_constraints(t)
+    # multi-task: the data's other label sets trained with the main one, or not
+    tasks = r"(?:them|the tasks|both|all|the labels|each task|every task|the other tasks?)"
+    if re.search(
+        rf"\b(?:no|without|turn off|switch off)\s+multi[ -]?task|\bsingle[ -]task\b|\btrain\s+"
+        rf"(?:{tasks}\s+)?(?:apart|separately|alone)\b|\bonly the main task\b",
+        t,
+    ):
+        out.changes["multitask"] = False
+    elif re.search(
+        rf"\bmulti[ -]?task\b|\btrain\s+(?:{tasks}\s+)?together\b|\btogether with the other",
+        t,
+    ):
+        out.changes["multitask"] = True
     if re.search(r"\bno (?:hyperparameter )?search\b|\btrain (?:just )?once\b", t):
         out.changes["trials"] = 0
     if re.search(r"\b(?:no|without|disable|turn off|switch off)\s+class[ -]weight", t):

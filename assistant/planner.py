@@ -137,6 +137,18 @@ UNLABELLED_RE = re.compile(
 )
 
 
+# another label set trained with the main one: "also learn the column strength", "also predict
+# topic", "add the task irony from irony/train.csv"
+AUXILIARY_RE = re.compile(
+    r"\b(?:also\s+(?:learn|predict|train\s+on)|add\s+(?:the\s+|a\s+)?(?:task|label\s+set))"
+    r"\s+(?:the\s+)?(?:column\s+|labels?\s+)?['\"`]?([\w.-]+)['\"`]?"
+    r"(?:\s+(?:from|in)\s+(\S+))?",
+    re.I,
+)
+# most distinct values a column may have to be read as a label set
+AUXILIARY_MAX_LABELS = 100
+
+
 def task_from_words(text: str) -> str | None:
     """The task the person named, or None when their words do not say."""
     for task, pattern in TASK_WORDS.items():
@@ -334,6 +346,7 @@ def describe_freezing(plan: dict) -> str:
 PLAN_ROWS = (
     ("base_model", "Base model"),
     ("adapt_epochs", "Adaptive pretraining"),
+    ("multitask", "Other tasks"),
     ("quantization", "4-bit base (QLoRA)"),
     ("trust_remote_code", "Model's own code"),
     ("allow_pickle_weights", "Pickle weights"),
@@ -367,6 +380,7 @@ OPTIONAL_ROWS = {
     "eval_rows": 0,
     "head_init": "random",
     "adapt_epochs": 0.0,
+    "multitask": False,
     "quantization": "none",
 }
 SAMPLING_LABELS = {
@@ -409,6 +423,11 @@ def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
             )
         elif name == "quantization":
             value = "on: NF4 base under the LoRA adapters"
+        elif name == "multitask":
+            value = (
+                "trained together: a head each on the shared encoder, loss weight "
+                f"{fmt_number(plan.get('auxiliary_weight', 1.0))}"
+            )
         elif name == "sampling":
             value = SAMPLING_LABELS.get(plan.get("sampling", "length"), plan.get("sampling"))
         elif name == "eval_rows":
@@ -624,6 +643,9 @@ class Planner:
         unlabelled = UNLABELLED_RE.search(text)
         if unlabelled:
             return self._add_unlabelled(unlabelled.group(1))
+        auxiliary = AUXILIARY_RE.search(text)
+        if auxiliary:
+            return self._add_auxiliary(*auxiliary.groups())
         path = self._find_path(text)
         if path:
             return self.load(path)
@@ -720,6 +742,18 @@ class Planner:
             split_seed=seed,
             task=self.state.task_asked,
         )
+        old = self.state.spec or {}
+        # other label sets stay: files of their own, and columns these files still have
+        spec.auxiliary = [
+            a
+            for a in old.get("auxiliary") or []
+            if a["files"] != old.get("files")
+            or (
+                spec.files == old.get("files")
+                and a["label_column"] in spec.columns
+                and a["label_column"] not in (spec.text_column, spec.label_column)
+            )
+        ]
         self.state.source = str(Path(spec.train_file))
         self.state.data_versions = []
         self.state.pending_fix = None
@@ -756,13 +790,17 @@ class Planner:
         task, fmt = spec.task, spec.label_format
         profile = profile_rows(splits, base_model, task=task, label_format=fmt)
         resources_ = probe_resources()
-        rec = recommend_plan(task, profile, resources_, constraints)
+        rec = recommend_plan(task, profile, resources_, constraints, spec.auxiliary)
         if rec.plan.base_model != base_model:
             # lengths in the chosen model's own tokens, then the plan again for that model
             chosen = rec.reasons["base_model"]
             profile = profile_rows(splits, rec.plan.base_model, task=task, label_format=fmt)
             rec = recommend_plan(
-                task, profile, resources_, {**constraints, "base_model": rec.plan.base_model}
+                task,
+                profile,
+                resources_,
+                {**constraints, "base_model": rec.plan.base_model},
+                spec.auxiliary,
             )
             rec.reasons["base_model"] = chosen
         self.state.task = task
@@ -904,6 +942,8 @@ class Planner:
             )
         if spec.unlabelled:
             lines.append(f"Unlabelled texts for adaptive pretraining: `{spec.unlabelled}`")
+        for aux in spec.auxiliary:
+            lines.append(self._auxiliary_line(aux))
         baseline = self.state.baseline
         if baseline:
             lines += ["", self._baseline_line(baseline)]
@@ -972,6 +1012,122 @@ class Planner:
             self.state.task_asked = previous  # the file stays read as it was
             raise
 
+    @staticmethod
+    def _auxiliary_line(aux: dict) -> str:
+        where = (
+            f"column `{aux['label_column']}` of the same file"
+            if aux.get("same_texts")
+            else f"`{Path(aux['files']['train']).name}`, column `{aux['label_column']}`"
+        )
+        return (
+            f"Other task `{aux['name']}`: {len(aux['labels'])} labels "
+            f"({', '.join(f'`{x}`' for x in aux['labels'][:6])}"
+            f"{', …' if len(aux['labels']) > 6 else ''}) from {where}"
+        )
+
+    def _add_auxiliary(self, name: str, typed_file: str | None) -> list[Reply]:
+        """Keep another label set in the data spec (a column of the same file, or a labelled
+        file of its own), read and checked; then plan again, so the recommender says whether
+        to train it together with the main task."""
+        from tuning_core import recipe
+        from tuning_core.data import DataSpec, inspect_data
+
+        if not self.state.spec:
+            return [Reply("Load the labelled data first, then add another task.", "error")]
+        spec = dict(self.state.spec)
+        if spec.get("task", TASK) != TASK:
+            return [
+                Reply(
+                    "Training several label sets together is for single-label classification; "
+                    f"this data is read for {spec.get('task')}.",
+                    "error",
+                )
+            ]
+        if typed_file:
+            path = typed_path(typed_file.strip("'\"`"))
+            other = inspect_data(path, split_seed=int(spec.get("split_seed", 42)), task=TASK)
+            if other.task != TASK:
+                return [Reply(f"`{path.name}` is not read as one label per text.", "error")]
+            entry = {
+                "name": name,
+                "files": other.files,
+                "text_column": other.text_column,
+                "label_column": other.label_column,
+                "labels": other.labels,
+                "readers": other.readers,
+                "sha256": other.sha256,
+                "split_seed": other.split_seed,
+            }
+        else:
+            column = next((c for c in spec["columns"] if c.lower() == name.lower()), None)
+            if column is None:
+                return [
+                    Reply(
+                        f"There is no column `{name}` in the data (columns: "
+                        f"{', '.join(f'`{c}`' for c in spec['columns'])}). Say `also learn "
+                        "COLUMN`, or `also learn NAME from FILE` for a labelled file of its own.",
+                        "error",
+                    )
+                ]
+            if column in (spec["text_column"], spec["label_column"]):
+                return [Reply(f"`{column}` is already the text or the label column.", "error")]
+            reader = (spec.get("readers") or {}).get("train")
+            try:
+                texts, values = recipe.read_rows(
+                    spec["files"]["train"], spec["text_column"], column, reader
+                )
+            except (ValueError, OSError) as exc:
+                return [Reply(f"Could not read `{column}`: {str(exc).splitlines()[0]}", "error")]
+            labels = sorted(set(values))
+            if len(labels) < 2 or len(labels) > min(AUXILIARY_MAX_LABELS, len(values) // 2):
+                return [
+                    Reply(
+                        f"`{column}` has {len(labels)} distinct value(s) in {len(values)} rows: "
+                        "not a label set (two or more classes, each on several rows).",
+                        "error",
+                    )
+                ]
+            name = column
+            entry = {
+                "name": column,
+                "files": spec["files"],
+                "text_column": spec["text_column"],
+                "label_column": column,
+                "labels": labels,
+                "readers": spec.get("readers") or {},
+                "sha256": spec.get("sha256") or {},
+                "split_seed": spec.get("split_seed", 42),
+                "same_texts": True,
+            }
+        if name == spec["label_column"]:
+            return [Reply(f"`{name}` is the main task's name; give the other task another.")]
+        try:  # how many rows it adds to each epoch (the forecast's time)
+            other_splits = recipe.auxiliary_splits(
+                entry, spec, self._rows(DataSpec.from_dict(spec))
+            )
+        except (ValueError, OSError) as exc:
+            return [Reply(f"Could not read `{name}`: {str(exc).splitlines()[0]}", "error")]
+        entry["train_rows"] = len(other_splits["train"][0])
+        spec["auxiliary"] = [a for a in spec.get("auxiliary") or [] if a["name"] != name] + [entry]
+        baseline = self.state.baseline
+        self._analyse(DataSpec.from_dict(spec), baseline=False)
+        self.state.baseline = baseline
+        plan = self.state.plan or {}
+        reason = ((self.state.recommendation or {}).get("reasons") or {}).get("multitask") or {}
+        said = (
+            "I train it together with the main task"
+            if plan.get("multitask")
+            else "I train the main task alone"
+        )
+        switch = "`train apart`" if plan.get("multitask") else "`train them together`"
+        return [
+            Reply(
+                self._auxiliary_line(entry)
+                + f".\n\n{said}: {reason.get('why', '')}. Say {switch} to change that."
+            ),
+            self._plan_reply(),
+        ]
+
     def _add_unlabelled(self, typed: str) -> list[Reply]:
         """Keep an unlabelled file in the data spec for adaptive pretraining (checked, counted,
         its checksum recorded); the plan changes only when the person asks for the stage."""
@@ -1012,6 +1168,9 @@ class Planner:
         unlabelled = UNLABELLED_RE.search(text)
         if unlabelled:
             return self._add_unlabelled(unlabelled.group(1))
+        auxiliary = AUXILIARY_RE.search(text)
+        if auxiliary:
+            return self._add_auxiliary(*auxiliary.groups())
         path = self._find_path(text)
         if path:
             return self.load(path)
@@ -1220,6 +1379,7 @@ class Planner:
             DataProfile.from_dict(self.state.profile),
             max(1, len(self.state.spec["labels"])),
             calibration,
+            sum(int(a.get("train_rows", 0)) for a in self.state.spec.get("auxiliary") or []),
         )
         result = forecast.to_dict()
         result["describe"] = forecast.describe()
@@ -1274,6 +1434,15 @@ class Planner:
             if consent is None:  # asked: nothing changes until the person answers
                 return [Reply(models.consent_question(self.state.pending_consent["files"]))]
             changes.update(consent)
+        if changes.get("multitask") and not (self.state.spec or {}).get("auxiliary"):
+            return [
+                Reply(
+                    "There is no other label set to train together with this one. Say `also "
+                    "learn COLUMN` for another label column of this file, or `also learn NAME "
+                    "from FILE` for a labelled file of its own.",
+                    "error",
+                )
+            ]
         if changes.get("quantization") == "4bit" and not (self.state.resources or {}).get("gpus"):
             return [
                 Reply(
@@ -1321,10 +1490,23 @@ class Planner:
                 extras = dict(self.state.plan.get("extras") or {})
                 extras["lora_targets"] = list(card.lora_targets)
                 changes["extras"] = extras
+        if "multitask" in changes and self.state.plan.get("search_space"):
+            # a search varies the other tasks' loss weight only while they train together
+            from tuning_core.recommend import AUXILIARY_WEIGHT_RANGE
+
+            space = dict(changes.get("search_space") or self.state.plan["search_space"])
+            space.pop("auxiliary_weight", None)
+            if changes["multitask"]:
+                space["auxiliary_weight"] = dict(AUXILIARY_WEIGHT_RANGE)
+            changes["search_space"] = space
+            derived = {"search_space"}  # follows the change; not the person's own edit
+        else:
+            derived = set()
         plan = Plan.from_dict(self.state.plan).replace(**changes)  # PlanError says what is wrong
         self.state.plan = plan.to_dict()
         self.state.changed = sorted(
-            set(self.state.changed) | set(changes) - {"extras", "base_model", *CONSENT_FIELDS}
+            set(self.state.changed)
+            | set(changes) - {"extras", "base_model", *CONSENT_FIELDS} - derived
         )
         if "base_model" in changes and self.state.spec:
             # a new model means a new tokenizer: profile and recommend again, then show the plan
@@ -1349,7 +1531,7 @@ class Planner:
         said = ", ".join(
             f"{k.replace('_', ' ')} → {fmt_number(v)}"
             for k, v in changes.items()
-            if k not in ("extras", *CONSENT_FIELDS)
+            if k not in ("extras", "search_space", *CONSENT_FIELDS)
         )
         return [Reply(f"Done: {said}."), self._plan_reply()]
 

@@ -158,6 +158,11 @@ class ResultsView:
     def calls(self) -> list[str]:
         return [str(call) for call in sequence(self.verdict.get("calls"))]
 
+    def tasks(self) -> list[tuple[str, dict[str, Any]]]:
+        """The other label sets trained on the same encoder (multi-task), as the judge read
+        them: name, then its metric's name, test and validation scores and rows."""
+        return [(str(k), mapping(v)) for k, v in mapping(self.verdict.get("tasks")).items()]
+
     # ---------------------------------------------------------------- text parts
 
     def header(self, run_id: str | None) -> Text:
@@ -300,6 +305,12 @@ class ResultsScreen(Screen):
                 classes="results-title",
             )
             yield DataTable(id="baselines", cursor_type="row")
+            if view.tasks():
+                yield Static(
+                    "Other tasks trained on the same encoder (a head each)",
+                    classes="results-title",
+                )
+                yield DataTable(id="other-tasks", cursor_type="row")
             yield Static(view.calls_text(), id="calls")
             yield Static(
                 f"Replies to {len(self.errors)} held-out prompts, base model and tuned — "
@@ -316,6 +327,7 @@ class ResultsScreen(Screen):
         self._fill_per_class()
         self._fill_confusion()
         self._fill_baselines()
+        self._fill_tasks()
         self._fill_errors()
 
     def _fill_per_class(self) -> None:
@@ -370,6 +382,22 @@ class ResultsScreen(Screen):
         for name, score, delta in rows:
             style = "green" if (delta or 0) > 0 else "bold red"
             table.add_row(name, fmt(score), Text(fmt(delta, "+.4f"), style=style))
+
+    def _fill_tasks(self) -> None:
+        tasks = self.results.tasks()
+        if not tasks:
+            return
+        table = self.query_one("#other-tasks", DataTable)
+        table.add_columns("task", "metric", "test", "validation", "training rows", "loss weight")
+        for name, t in tasks:
+            table.add_row(
+                Text(name, style="bold"),
+                str(t.get("metric_name", "")),
+                fmt(t.get("official")),
+                fmt(t.get("validation")),
+                fmt(t.get("train_rows"), ".0f"),
+                fmt(t.get("weight"), "g"),
+            )
 
     def _fill_errors(self) -> None:
         table = self.query_one("#errors", DataTable)

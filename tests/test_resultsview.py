@@ -373,3 +373,24 @@ async def test_results_view_shows_an_instruction_tuned_models_replies(home):
         ]
         detail = static_text(screen, "#error-text")
         assert "base model: zq zq" in detail and "tuned: Lima." in detail
+
+
+async def test_results_view_lists_the_tasks_trained_together(home):
+    report = copy.deepcopy(REPORT)
+    report["judge"]["tasks"] = {
+        "strength": {"metric_name": "macro-F1", "official": 0.81, "accuracy": 0.83,
+                     "validation": 0.79, "test_rows": 24, "train_rows": 96, "weight": 0.5},
+    }  # fmt: skip
+    app = TunesmithApp(home=home, session_id=open_session(home, report))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        table = app.screen.query_one("#other-tasks", DataTable)
+        assert rows(table) == [["strength", "macro-F1", "0.8100", "0.7900", "96", "0.5"]]
+    app = TunesmithApp(home=home, session_id=open_session(home, REPORT))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert not app.screen.query("#other-tasks")  # a single task: no such table

@@ -106,6 +106,19 @@ def write_rows_csv(path: Path, rows: list[tuple[str, str]], label: str = "label"
     return path
 
 
+def write_two_label_csv(path: Path, n_per_label: int = 40, seed: int = 0) -> Path:
+    """The sentiment rows with a second label column, `strength`: "strong" when a text holds
+    two or more sentiment words, else "mild" (for multi-task training)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label", "strength"])
+        for text, label in sentiment_rows(n_per_label, seed):
+            hits = sum(w in POSITIVE or w in NEGATIVE for w in text.split())
+            writer.writerow([text, label, "strong" if hits >= 2 else "mild"])
+    return path
+
+
 def make_tiny_model(directory: Path, layers: int = 2, hidden: int = 32) -> Path:
     """A random BertModel + trained WordPiece tokenizer saved in `directory`."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers

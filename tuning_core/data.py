@@ -83,6 +83,10 @@ class DataSpec:
     # unlabelled texts the person added for adaptive pretraining (a .txt, one text a line, or
     # a table with the text column); its checksum is in sha256["unlabelled"]
     unlabelled: str | None = None
+    # other label sets of the same kind of text, trained together with this one when the plan's
+    # `multitask` is on: each {"name", "files", "text_column", "label_column", "labels",
+    # "readers", "sha256", "split_seed"}, another column of these files or a file of its own
+    auxiliary: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -195,6 +195,14 @@ def render_readme(plan: dict, data: dict, report: dict, versions: dict[str, str]
         for name, path in data["files"].items()
         if path
     )
+    if plan.get("multitask"):  # the other label sets trained with it, and their files
+        files += "".join(
+            f"\n| {aux['name']}: {name} (column `{aux['label_column']}`) | `{path}` "
+            f"| `{aux['sha256'].get(name, '')}` |"
+            for aux in data.get("auxiliary") or []
+            for name, path in aux["files"].items()
+            if path
+        )
     test = report["test"]
     per_class = "\n".join(
         f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |"
@@ -468,6 +476,7 @@ BUNDLE_FILES = (
     "train.py",
     "tokens.py",
     "instruct.py",
+    "multitask.py",
     "search.py",
     "plan.json",
     "plan.yaml",
@@ -575,6 +584,8 @@ def export_bundle(
     }
     if recipe.task_of(data) == recipe.TOKEN_TASK:  # train.py imports it from beside itself
         files["tokens.py"] = Path(recipe.token_tools().__file__).read_text(encoding="utf-8")
+    if plan.get("multitask") and data.get("auxiliary"):
+        files["multitask.py"] = Path(recipe.multitask_tools().__file__).read_text(encoding="utf-8")
     if recipe.task_of(data) == recipe.INSTRUCT_TASK:
         files["instruct.py"] = Path(recipe.instruct_tools().__file__).read_text(encoding="utf-8")
     try:

@@ -88,8 +88,11 @@ def forecast_run(
     profile: DataProfile,
     labels: int,
     calibration: dict[str, Any] | None = None,
+    other_rows: int = 0,
 ) -> Forecast:
-    """Peak memory and time for `plan` on data like `profile`; `calibration` from `calibrate`."""
+    """Peak memory and time for `plan` on data like `profile`; `calibration` from `calibrate`.
+    `other_rows`: the training rows of other label sets trained with it (multi-task), which
+    each epoch reads too."""
     card = model_facts(plan.base_model)
     params_m = card.params_m if card else 110.0
     layers = card.layers if card and card.layers else 12
@@ -106,7 +109,7 @@ def forecast_run(
     runtime = float((calibration or {}).get("runtime_mb") or RUNTIME_MB_DEFAULT)
     state = (weights + grads + optimizer) * STATE_OVERHEAD
     peak = runtime + state + activations
-    train_rows = profile.rows.get("train", 0)
+    train_rows = profile.rows.get("train", 0) + (other_rows if plan.multitask else 0)
     steps = max(1, math.ceil(train_rows / plan.batch_size / plan.grad_accum))
     notes = []
     if calibration and calibration.get("seconds_per_step"):

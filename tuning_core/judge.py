@@ -121,6 +121,21 @@ def judge(report: dict[str, Any], baselines: dict[str, Any] | None = None) -> di
         if score is not None:
             deltas[name] = improvement(metric, official, float(score))
     out["baselines"] = {k: (baselines or {}).get(k) for k in ("majority", "tfidf_lr")}
+    tasks = {}  # multi-task: each other label set, scored by its own head on its own rows
+    for name, entry in (report.get("tasks") or {}).items():
+        aux_test = entry["test"]
+        aux_metric = "f1" if aux_test.get("f1") is not None else "macro_f1"
+        tasks[name] = {
+            "metric_name": metric_name(aux_metric, aux_test.get("positive_label")),
+            "official": float(aux_test[aux_metric]),
+            "accuracy": aux_test.get("accuracy"),
+            "validation": float(entry["validation"][aux_metric]),
+            "test_rows": aux_test.get("n"),
+            "train_rows": entry.get("train_rows"),
+            "weight": entry.get("weight"),
+        }
+    if tasks:
+        out["tasks"] = tasks
     out["deltas"] = deltas
     if "tfidf_lr" in deltas and deltas["tfidf_lr"] <= 0:
         out["calls"].append(
@@ -207,6 +222,21 @@ def judgement_text(j: dict[str, Any], errors: int = 20) -> str:
             f"- Calibration: expected calibration error {j['ece']:.4f} "
             f"(mean confidence {j['mean_confidence']:.4f}, accuracy {j['accuracy']:.4f})"
         )
+    if j.get("tasks"):
+        lines += [
+            "",
+            "Trained together on the same encoder (a head each, loss weight "
+            f"{next(iter(j['tasks'].values()))['weight']:g} against this task's 1):",
+            "",
+            "| task | test | accuracy | validation | training rows | test rows |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, t in j["tasks"].items():
+            lines.append(
+                f"| {_cell(name, 30)} | {t['metric_name']} {t['official']:.4f} "
+                f"| {t['accuracy']:.4f} | {t['validation']:.4f} | {t['train_rows']} "
+                f"| {t['test_rows']} |"
+            )
     if j["calls"]:
         lines += [""] + [f"**Note:** {call}" for call in j["calls"]]
     if j["per_class"]:

@@ -1900,20 +1900,32 @@ def _seeded_trainer_class():
     return SeededTrainer
 
 
+def logging_interval(updates_per_epoch: int, lines: int = 20) -> int:
+    """Updates between two logged losses: about `lines` an epoch, and a divisor of the epoch's
+    updates, so that every epoch ends on a logged step. A run resumed from a checkpoint starts
+    a fresh average of the loss, so checkpoints must fall where the average starts anyway."""
+    target = max(1, math.ceil(updates_per_epoch / lines))
+    return max(k for k in range(1, target + 1) if updates_per_epoch % k == 0)
+
+
 def stop_callback(requested):
     """A callback that ends training cleanly once `requested()` is true (e.g. after SIGTERM).
 
-    It checkpoints at the current step and nothing else: the epoch-end evaluation that the
-    Trainer would run on the way out is skipped unless the epoch really ended, so neither the
-    RNG state in the checkpoint nor the early-stopping record differs from an uninterrupted run.
+    It stops at the next logged step (a few updates at most), so the logged loss curve of the
+    resumed run averages the same steps as an uninterrupted one, and checkpoints there and
+    nothing else: the epoch-end evaluation that the Trainer would run on the way out is skipped
+    unless the epoch really ended, so neither the RNG state in the checkpoint nor the
+    early-stopping record differs from an uninterrupted run.
     """
     from transformers import TrainerCallback
 
     class StopOnRequest(TrainerCallback):
         stopped = False
+        asked = False
 
         def on_step_end(self, args, state, control, **kwargs):
-            if requested():
+            self.asked = self.asked or requested()
+            if self.asked and state.global_step % max(1, int(args.logging_steps)) == 0:
                 self.stopped = True
                 control.should_training_stop = True
             return control
@@ -2147,8 +2159,8 @@ def train_and_evaluate(
         greater_is_better=metric not in LOWER_IS_BETTER,
         logging_strategy="steps",
         # about 20 loss lines an epoch, counted in updates (the same after an out-of-memory retry
-        # that halves the micro-batch and doubles the accumulation)
-        logging_steps=max(1, math.ceil(len(train_set) / effective_batch / 20)),
+        # that halves the micro-batch and doubles the accumulation), ending on the epoch's end
+        logging_steps=logging_interval(math.ceil(len(train_set) / effective_batch)),
         report_to="none",
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),

@@ -69,6 +69,10 @@ ADAPT_MEASURED = (
     "emotion and 3.5 lower on irony than fine-tuning alone offered the same compute, and took "
     "3.6-5.5x the time"
 )
+# bench/multitask.py: TweetEval emotion and irony, each with the other as the auxiliary task
+MULTITASK_MEASURED = "not measured yet"
+MULTITASK_HELPS = False
+AUXILIARY_WEIGHT_RANGE = {"low": 0.25, "high": 1.0}
 # Share of the device's memory a plan may use (the rest for the system and allocator spikes).
 MEMORY_SHARE = 0.8
 # Time budget when the person gives none: what fits "one sitting" on this kind of machine.
@@ -334,6 +338,8 @@ def search_space(
         space["freeze_layers"] = {"low": 1, "high": card.layers - 1, "step": 1}
     if plan.freezing == "none" and card and card.layers >= 12:
         space["layerwise_lr_decay"] = {"low": 0.8, "high": 1.0}
+    if plan.multitask:  # how much the other label sets pull on the shared encoder
+        space["auxiliary_weight"] = dict(AUXILIARY_WEIGHT_RANGE)
     if plan.freezing == "none" and train_rows < SMALL_DATA_ROWS:
         # ULMFiT's setting: little data; it needs two epochs at least (head first)
         space["gradual_unfreezing"] = {"choices": [False, True]}
@@ -349,8 +355,10 @@ def recommend_plan(
     profile: DataProfile,
     resources: Resources,
     constraints: dict[str, Any] | None = None,
+    auxiliary: list[dict] | None = None,
 ) -> Recommendation:
-    """Fill a plan with a reason per choice (see the module docstring for `constraints`)."""
+    """Fill a plan with a reason per choice (see the module docstring for `constraints`).
+    `auxiliary`: the data's other label sets (`DataSpec.auxiliary`), for multi-task training."""
     constraints = constraints or {}
     reasons: dict[str, Reason] = {}
     device = "gpu" if resources.has_cuda else "cpu"
@@ -739,6 +747,21 @@ def recommend_plan(
             "adaptive-pretraining",
         )
 
+    # -- other label sets: together or apart, as bench/multitask.py measured
+    multitask = False
+    if auxiliary:
+        names = ", ".join(f"`{a['name']}`" for a in auxiliary)
+        if task != "single_label_classification":
+            why = f"apart: {names} can join single-label classification only"
+        elif freezing == "lora":
+            why = f"apart: a LoRA adapter does not carry the extra heads {names} would need"
+        elif MULTITASK_HELPS:
+            multitask = True
+            why = f"together with {names}: {MULTITASK_MEASURED}"
+        else:
+            why = f"apart ({names} not trained with it): {MULTITASK_MEASURED}"
+        reasons["multitask"] = Reason(why, "multi-task")
+
     # -- how much validation each epoch's check reads
     val_rows = profile.rows.get("validation", 0)
     eval_rows = 0
@@ -769,6 +792,7 @@ def recommend_plan(
         eval_rows=eval_rows,
         head_init=head_init,
         quantization=quantization,
+        multitask=multitask,
         metric=metric,
         positive_label=positive,
         seed=int(constraints.get("seed", 42)),
