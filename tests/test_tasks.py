@@ -494,3 +494,31 @@ def test_the_task_can_be_changed_in_words_while_reviewing(tag_csv, score_csv, tm
     replies = planner.handle("one label per text")
     assert replies[0].kind == "error" and "look like scores" in replies[0].text
     assert planner.state.spec["task"] == "regression" and planner.state.task_asked is None
+
+
+@pytest.mark.parametrize("freezing", ["none", "lora"])
+def test_a_regressor_predicts_in_the_targets_units(freezing, tiny_model, tmp_path):
+    """The model learns standardised targets; its saved config (and, for a LoRA adapter, whose
+    folder has no model config, a file beside it) keeps their mean and std, so predictions on
+    the test rows, far from zero here, give back the run's test error."""
+    from tuning_core.predict import load_classifier, predict
+
+    rows = [(text, f"{float(score) + 50:.3f}") for text, score in scored_rows(120, seed=5)]
+    data = inspect_data(write_rows_csv(tmp_path / "scores.csv", rows, label="score"))
+    assert data.task == "regression"
+    plan = Plan(
+        task="regression",
+        metric="mae",
+        base_model=str(tiny_model),
+        max_length=32,
+        learning_rate=3e-3,
+        epochs=2.0,
+        freezing=freezing,
+    ).to_dict()
+    report = recipe.train_and_evaluate(plan, data.to_dict(), tmp_path / "run")
+    model, tokenizer, labels = load_classifier(tmp_path / "run" / "model", None, plan)
+    texts, truth = recipe.load_splits(data.to_dict())["test"]
+    out = predict(model, tokenizer, labels, texts, max_length=32)
+    errors = [abs(float(r["score"]) - float(y)) for r, y in zip(out, truth, strict=True)]
+    assert report["test"]["mae"] < 10  # not the ~50 of predicting standardised scores
+    assert sum(errors) / len(errors) == pytest.approx(report["test"]["mae"], abs=1e-3)

@@ -60,7 +60,9 @@ def load_classifier(folder: Path, labels: list[str] | None = None, plan: dict | 
             adapter = PeftConfig.from_pretrained(folder)
             kind = str(getattr(adapter, "task_type", "") or "")
             causal = kind.endswith("CAUSAL_LM")
-            if not labels and not causal:
+            scale_file = folder / recipe.TARGET_SCALE  # a regressor's: no labels, a scale
+            scale = json.loads(scale_file.read_text()) if scale_file.exists() else None
+            if not labels and not causal and scale is None:
                 raise ModelError("A LoRA adapter needs the run's labels to be read back")
             if not (folder / "adapter_model.safetensors").exists():
                 raise ModelError(f"{folder} has no adapter_model.safetensors to load")
@@ -69,6 +71,19 @@ def load_classifier(folder: Path, labels: list[str] | None = None, plan: dict | 
                 from transformers import AutoModelForCausalLM
 
                 base = AutoModelForCausalLM.from_pretrained(adapter.base_model_name_or_path, **load)
+                labels = []
+            elif scale is not None:  # a regressor: one output, in the targets' units
+                from transformers import AutoConfig
+
+                path = adapter.base_model_name_or_path
+                config = AutoConfig.from_pretrained(
+                    path, trust_remote_code=trust, num_labels=1, problem_type="regression"
+                )
+                for name, value in scale.items():  # set: from_pretrained drops unknown names
+                    setattr(config, name, float(value))
+                base = AutoModelForSequenceClassification.from_pretrained(
+                    path, config=config, **load
+                )
                 labels = []
             else:
                 auto = AutoModelForSequenceClassification

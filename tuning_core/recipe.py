@@ -65,6 +65,7 @@ GENERATIONS = 5  # held-out test prompts answered by the base and the tuned mode
 GENERATION_TOKENS = 48
 LOWER_IS_BETTER = ("mse", "mae", "perplexity", "loss")
 REGRESSION_STRATA = 5  # carved splits keep the share of each fifth of the targets
+TARGET_SCALE = "target_scale.json"  # beside a regression model: its targets' mean and std
 
 
 # ---------------------------------------------------------------- data
@@ -702,8 +703,7 @@ def build_model(plan: dict, labels: list[str], probe_set=None, target=None):
         )
         return _apply_freezing(model, plan)
     if task == "regression":
-        mean, std = target or (0.0, 1.0)
-        heads = {"num_labels": 1, "target_mean": float(mean), "target_std": float(std)}
+        heads = {"num_labels": 1}
     else:
         heads = {
             "num_labels": len(labels),
@@ -714,6 +714,9 @@ def build_model(plan: dict, labels: list[str], probe_set=None, target=None):
     config = AutoConfig.from_pretrained(
         path, trust_remote_code=options["trust_remote_code"], **problem, **heads
     )
+    if task == "regression":  # set, not passed: from_pretrained drops names it does not know
+        mean, std = target or (0.0, 1.0)
+        config.target_mean, config.target_std = float(mean), float(std)
     if plan.get("dropout") is not None:
         for attr in (
             "hidden_dropout_prob",
@@ -2359,6 +2362,10 @@ def train_and_evaluate(
         save_file(head_state, str(partial / "auxiliary_heads.safetensors"))
         names = {a["spec"]["name"]: a["labels"] for a in aux_sets}
         (partial / "auxiliary_heads.json").write_text(json.dumps(names, indent=2) + "\n")
+    if trainer.args.should_save and task == "regression":
+        # the targets' scale, also for a LoRA adapter, whose folder has no model config
+        scale = {"target_mean": target[0], "target_std": target[1]}
+        (partial / TARGET_SCALE).write_text(json.dumps(scale, indent=2) + "\n")
     if trainer.args.should_save:
         shutil.rmtree(out_dir / "model", ignore_errors=True)
         os.replace(partial, out_dir / "model")
