@@ -40,6 +40,7 @@ METRIC_DIGITS = 4  # metrics are compared, printed and stored to this many decim
 SAMPLING = ("length", "buckets", "random")  # the order of training batches (plan "sampling")
 # written last into a checkpoint folder: a folder without it was cut short and is not resumed from
 CHECKPOINT_DONE = "checkpoint-complete.json"
+LOGGING_STATE = "logging-state.json"  # in a checkpoint: the loss average in progress
 KEEP_CHECKPOINTS = 2  # the newest complete ones (and the best) stay; older ones are deleted
 # what a text is given: one class, any number of classes (sigmoid outputs, a threshold per
 # label tuned on validation), or a number (regression on standardised targets)
@@ -1839,7 +1840,7 @@ def _seeded_trainer_class():
     from long to short texts repeats through the epoch; "random" is a plain shuffle.
     """
     import torch
-    from transformers import Trainer
+    from transformers import Trainer, TrainerCallback
 
     class EpochSeededSampler(torch.utils.data.Sampler):
         def __init__(self, lengths, batch_size, seed, epoch_now, sampling="length"):
@@ -1852,6 +1853,23 @@ def _seeded_trainer_class():
         def __iter__(self):
             seed = self.seed * 1_000_003 + self.epoch_now()
             return iter(training_order(self.lengths, self.batch_size, seed, self.sampling))
+
+    class RestoreLogging(TrainerCallback):
+        """Put back the loss average in progress that the resumed checkpoint saved (the Trainer
+        starts a new one at the checkpoint's step)."""
+
+        def __init__(self, trainer):
+            self.trainer = trainer
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            folder = getattr(self.trainer, "resumed_from", None)
+            saved = Path(folder) / LOGGING_STATE if folder else None
+            if saved is not None and saved.exists() and hasattr(self.trainer, "_tr_loss"):
+                logging = json.loads(saved.read_text())
+                device = self.trainer._tr_loss.device
+                self.trainer._tr_loss = torch.tensor(logging["loss_sum"], device=device)
+                self.trainer._globalstep_last_logged = int(logging["last_logged"])
+            return control
 
     class SeededTrainer(Trainer):
         sampling = "length"
@@ -1873,6 +1891,15 @@ def _seeded_trainer_class():
                     f"{folder.parent} and resume the run."
                 ) from exc
             if self.args.should_save:  # the main process, which writes the checkpoint
+                # the loss summed since the last logged step, so that a run resumed here logs
+                # the same average at its next logged step as an uninterrupted one
+                loss_sum = getattr(self, "_tr_loss", None)  # transformers 5's names
+                if loss_sum is not None:
+                    logging = {
+                        "loss_sum": float(loss_sum.item()),
+                        "last_logged": int(self._globalstep_last_logged),
+                    }
+                    (folder / LOGGING_STATE).write_text(json.dumps(logging))
                 mark = {"step": self.state.global_step, "epoch": self.state.epoch}
                 (folder / CHECKPOINT_DONE).write_text(json.dumps(mark))
                 best = self.state.best_model_checkpoint
@@ -1885,6 +1912,13 @@ def _seeded_trainer_class():
             # with grad_accum > 1 the loss (and gradients) came out grad_accum times too big.
             # This makes the Trainer divide by the accumulation steps itself.
             self.model_accepts_loss_kwargs = False
+            self.add_callback(RestoreLogging(self))
+
+        def train(self, resume_from_checkpoint=None, *args, **kwargs):
+            self.resumed_from = (
+                resume_from_checkpoint if isinstance(resume_from_checkpoint, str) else None
+            )
+            return super().train(resume_from_checkpoint, *args, **kwargs)
 
         def _get_train_sampler(self, train_dataset=None):
             dataset = self.train_dataset if train_dataset is None else train_dataset
@@ -1903,32 +1937,20 @@ def _seeded_trainer_class():
     return SeededTrainer
 
 
-def logging_interval(updates_per_epoch: int, lines: int = 20) -> int:
-    """Updates between two logged losses: about `lines` an epoch, and a divisor of the epoch's
-    updates, so that every epoch ends on a logged step. A run resumed from a checkpoint starts
-    a fresh average of the loss, so checkpoints must fall where the average starts anyway."""
-    target = max(1, math.ceil(updates_per_epoch / lines))
-    return max(k for k in range(1, target + 1) if updates_per_epoch % k == 0)
-
-
 def stop_callback(requested):
     """A callback that ends training cleanly once `requested()` is true (e.g. after SIGTERM).
 
-    It stops at the next logged step (a few updates at most), so the logged loss curve of the
-    resumed run averages the same steps as an uninterrupted one, and checkpoints there and
-    nothing else: the epoch-end evaluation that the Trainer would run on the way out is skipped
-    unless the epoch really ended, so neither the RNG state in the checkpoint nor the
-    early-stopping record differs from an uninterrupted run.
+    It checkpoints at the current step and nothing else: the epoch-end evaluation that the
+    Trainer would run on the way out is skipped unless the epoch really ended, so neither the
+    RNG state in the checkpoint nor the early-stopping record differs from an uninterrupted run.
     """
     from transformers import TrainerCallback
 
     class StopOnRequest(TrainerCallback):
         stopped = False
-        asked = False
 
         def on_step_end(self, args, state, control, **kwargs):
-            self.asked = self.asked or requested()
-            if self.asked and state.global_step % max(1, int(args.logging_steps)) == 0:
+            if requested():
                 self.stopped = True
                 control.should_training_stop = True
             return control
@@ -2162,8 +2184,8 @@ def train_and_evaluate(
         greater_is_better=metric not in LOWER_IS_BETTER,
         logging_strategy="steps",
         # about 20 loss lines an epoch, counted in updates (the same after an out-of-memory retry
-        # that halves the micro-batch and doubles the accumulation), ending on the epoch's end
-        logging_steps=logging_interval(math.ceil(len(train_set) / effective_batch)),
+        # that halves the micro-batch and doubles the accumulation)
+        logging_steps=max(1, math.ceil(len(train_set) / effective_batch / 20)),
         report_to="none",
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
