@@ -252,6 +252,10 @@ def parse_adjustment(text: str) -> Adjustment:
         t,
     ):
         out.changes["multitask"] = True
+    if re.search(r"\bmixed(?: task)? batches\b|\bmix the tasks\b", t):
+        out.changes["multitask_batches"] = "mixed"
+    elif re.search(r"\bone task (?:per|a|each) batch\b|\bbatches by task\b", t):
+        out.changes["multitask_batches"] = "by_task"
     if re.search(r"\bno (?:hyperparameter )?search\b|\btrain (?:just )?once\b", t):
         out.changes["trials"] = 0
     if re.search(r"\b(?:no|without|disable|turn off|switch off)\s+class[ -]weight", t):

@@ -426,7 +426,12 @@ def plan_rows(plan: dict) -> list[tuple[str, str, str]]:
         elif name == "multitask":
             value = (
                 "trained together: a head each on the shared encoder, loss weight "
-                f"{fmt_number(plan.get('auxiliary_weight', 1.0))}"
+                f"{fmt_number(plan.get('auxiliary_weight', 1.0))}, "
+                + (
+                    "tasks mixed in each batch"
+                    if plan.get("multitask_batches") == "mixed"
+                    else "one task per batch"
+                )
             )
         elif name == "sampling":
             value = SAMPLING_LABELS.get(plan.get("sampling", "length"), plan.get("sampling"))

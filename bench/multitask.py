@@ -10,8 +10,9 @@ names as the training pool, its validation file scores it):
   apart     the target task alone
   together  the same plan with `multitask` on: the other task's `--aux-rows` labelled rows
             (a stratified sample of its training file) train a second head on the same
-            encoder, its loss weighted by `--weight`; early stopping and the kept checkpoint
-            follow the target task's validation metric
+            encoder, its loss weighted by `--weight`, each batch one task's rows
+            (`--batches mixed`: rows of both tasks in a batch); early stopping and the kept
+            checkpoint follow the target task's validation metric
 
 Both on one thread in the same process; the target's test split scored with its official
 metric (macro-F1 for emotion, F1 of irony). Each run appends a line to
@@ -72,7 +73,9 @@ def load_sentiment(rows: int, seed: int = 0):
     return inspect_data(folder / "val.csv"), splits
 
 
-def run_seed(task: str, other: str, rows: int, aux_rows: int, seed: int, weight: float) -> dict:
+def run_seed(
+    task: str, other: str, rows: int, aux_rows: int, seed: int, weight: float, batches: str
+) -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -92,7 +95,12 @@ def run_seed(task: str, other: str, rows: int, aux_rows: int, seed: int, weight:
         started = time.monotonic()
         apart = recipe.train_and_evaluate(plan, data, work / "apart")
         apart_seconds = time.monotonic() - started
-        together_plan = {**plan, "multitask": True, "auxiliary_weight": weight}
+        together_plan = {
+            **plan,
+            "multitask": True,
+            "auxiliary_weight": weight,
+            "multitask_batches": batches,
+        }
         started = time.monotonic()
         together = recipe.train_and_evaluate(
             together_plan, {**data, "auxiliary": [aux]}, work / "together"
@@ -112,6 +120,7 @@ def run_seed(task: str, other: str, rows: int, aux_rows: int, seed: int, weight:
         together_epochs_run=together["epochs_run"],
         plan={k: plan[k] for k in ("learning_rate", "epochs", "batch_size", "head_init")},
         weight=weight,
+        batches=batches,
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(LOG, "a", encoding="utf-8") as fh:
@@ -124,20 +133,20 @@ def summarise() -> None:
     runs = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
     summary = {**environment(), "tasks": {}}
     lines = []
-    pairs = sorted({(r["task"], r["auxiliary"], r["aux_rows"], r["weight"]) for r in runs})
-    for task, other, aux_rows, weight in pairs:
-        mine = [
-            r
-            for r in runs
-            if (r["task"], r["auxiliary"], r["aux_rows"], r["weight"])
-            == (task, other, aux_rows, weight)
-        ]
+
+    def setting(r: dict) -> tuple:
+        # runs before the batches option trained with mixed batches
+        return r["task"], r["auxiliary"], r["aux_rows"], r["weight"], r.get("batches", "mixed")
+
+    for task, other, aux_rows, weight, batches in sorted({setting(r) for r in runs}):
+        mine = [r for r in runs if setting(r) == (task, other, aux_rows, weight, batches)]
         apart = [r["apart"] for r in mine]
         together = [r["together"] for r in mine]
         gain = statistics.mean(together) - statistics.mean(apart)
         ratio = statistics.mean(r["together_seconds"] / r["apart_seconds"] for r in mine)
-        summary["tasks"][f"{task}+{other}-{aux_rows}-w{weight:g}"] = {
+        summary["tasks"][f"{task}+{other}-{aux_rows}-w{weight:g}-{batches}"] = {
             "task": task,
+            "batches": batches,
             "auxiliary": mine[0]["auxiliary"],
             "seeds": [r["seed"] for r in mine],
             "rows": mine[0]["rows"],
@@ -153,8 +162,8 @@ def summarise() -> None:
         metric = "macro-F1" if TASKS[task] is None else f"F1 of {TASKS[task]}"
         lines.append(
             f"{task} ({mine[0]['rows']} labelled rows) with {mine[0]['auxiliary']} "
-            f"({mine[0]['aux_rows']} rows, loss weight {mine[0]['weight']:g}) as the other "
-            f"task, {metric} on test, seeds {', '.join(str(r['seed']) for r in mine)}: together "
+            f"({mine[0]['aux_rows']} rows, loss weight {mine[0]['weight']:g}, {batches} "
+            f"batches) as the other task, {metric} on test, seeds {', '.join(str(r['seed']) for r in mine)}: together "
             f"{statistics.mean(together):.4f} ({', '.join(f'{x:.4f}' for x in together)}) "
             f"against apart {statistics.mean(apart):.4f} "
             f"({', '.join(f'{x:.4f}' for x in apart)}): {gain:+.4f}; better on "
@@ -177,6 +186,9 @@ def main() -> None:
     parser.add_argument("--aux-rows", type=int, default=400, help="the other task's rows")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--weight", type=float, default=1.0, help="the other task's loss weight")
+    parser.add_argument(
+        "--batches", choices=["by_task", "mixed"], default="by_task", help="multitask_batches"
+    )
     parser.add_argument("--summarise", action="store_true")
     args = parser.parse_args()
     if args.summarise:
@@ -186,7 +198,7 @@ def main() -> None:
         other = args.aux or next(t for t in TASKS if t != args.task)
         if other == args.task:
             parser.error("--aux must differ from --task")
-        run_seed(args.task, other, args.rows, args.aux_rows, seed, args.weight)
+        run_seed(args.task, other, args.rows, args.aux_rows, seed, args.weight, args.batches)
 
 
 if __name__ == "__main__":

@@ -113,9 +113,8 @@ def test_held_out_texts_of_the_main_task_never_train_another_head(posts, tiny_mo
     own = recipe.load_splits({**aux, "task": recipe.TASKS[0]})
     in_train = sum(t in set(held) for t in own["train"][0])
     assert in_train > 0  # the carve left some of them in its training rows
-    report = recipe.train_and_evaluate(
-        plan_for(tiny_model, epochs=1.0), {**data, "auxiliary": [aux]}, tmp_path / "run"
-    )
+    plan = plan_for(tiny_model, epochs=1.0, multitask_batches="mixed")
+    report = recipe.train_and_evaluate(plan, {**data, "auxiliary": [aux]}, tmp_path / "run")
     assert report["tasks"]["size"]["dropped_held_out"] == in_train
     assert report["tasks"]["size"]["train_rows"] == len(own["train"][0]) - in_train
 
@@ -226,3 +225,16 @@ def test_a_search_varies_the_other_tasks_weight_and_keeps_their_reports(
     assert report["tasks"]["strength"]["weight"] == pytest.approx(
         result["best"]["params"]["auxiliary_weight"]
     )
+
+
+def test_each_batch_holds_one_tasks_rows_and_the_order_is_seeded():
+    lengths = [(7 * i) % 13 + 1 for i in range(50)]
+    tasks = [0] * 20 + [1] * 23 + [2] * 7
+    order = recipe.task_batch_order(lengths, tasks, 4, seed=3, sampling="length")
+    assert sorted(order) == list(range(50))
+    full = 20 // 4 + 23 // 4 + 7 // 4  # each task's full batches come first, shuffled together
+    batches = [order[b * 4 : (b + 1) * 4] for b in range(full)]
+    assert all(len({tasks[i] for i in batch}) == 1 for batch in batches)
+    assert len({tasks[batch[0]] for batch in batches[:4]}) > 1  # the tasks are interleaved
+    assert order == recipe.task_batch_order(lengths, tasks, 4, seed=3, sampling="length")
+    assert order != recipe.task_batch_order(lengths, tasks, 4, seed=4, sampling="length")

@@ -34,6 +34,7 @@ PRECISION_CHOICES = ("fp32", "bf16", "fp16")
 SAMPLING_CHOICES = ("length", "buckets", "random")
 HEAD_INIT_CHOICES = ("random", "zeros", "probe")
 QUANTIZATION_CHOICES = ("none", "4bit")
+MULTITASK_BATCH_CHOICES = ("by_task", "mixed")
 # what a search may vary (tuning_core.recommend fills the ranges; issue 5's runner reads them)
 SEARCHABLE = (
     "learning_rate",
@@ -130,6 +131,10 @@ class Plan:
     # against the main task's 1.0; off, the main task trains alone
     multitask: bool = False
     auxiliary_weight: float = 1.0
+    # how training batches mix the tasks: "by_task" (each batch one task's rows, its loss that
+    # task's mean, as MT-DNN trains) or "mixed" (rows of every task in a batch, each task's
+    # mean over its rows there, summed)
+    multitask_batches: str = "by_task"
     # the hyperparameter search: name -> {"low", "high", "log"} or {"choices": [...]}, and
     # how many trials to run (0: train once with the values above)
     search_space: dict[str, Any] = field(default_factory=dict)
@@ -270,6 +275,11 @@ class Plan:
         check(
             0.0 < self.auxiliary_weight <= 10.0,
             f"auxiliary_weight must be in (0, 10], got {self.auxiliary_weight}",
+        )
+        check(
+            self.multitask_batches in MULTITASK_BATCH_CHOICES,
+            f"multitask_batches must be one of {', '.join(MULTITASK_BATCH_CHOICES)}, "
+            f"got {self.multitask_batches!r}",
         )
         if self.multitask is True:
             check(
@@ -440,6 +450,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "adapt_learning_rate": float,
     "multitask": bool,
     "auxiliary_weight": float,
+    "multitask_batches": str,
     "search_space": dict,
     "trials": int,
     "extras": dict,

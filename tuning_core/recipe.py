@@ -1766,6 +1766,30 @@ def training_order(lengths: list[int], batch_size: int, seed: int, sampling: str
     return order
 
 
+def task_batch_order(
+    lengths: list[int], tasks: list[int], batch_size: int, seed: int, sampling: str
+) -> list[int]:
+    """The order of the training rows for one epoch of multi-task training with one task per
+    batch (as MT-DNN trains): each task's rows in `training_order`, cut into batches of
+    `batch_size`, the batches of all tasks shuffled together by `seed`; each task's last,
+    shorter batch at the end."""
+    import torch
+
+    batches: list[list[int]] = []
+    rest: list[int] = []
+    for task in sorted(set(tasks)):
+        rows = [i for i, k in enumerate(tasks) if k == task]
+        order = training_order([lengths[i] for i in rows], batch_size, seed + 7919 * task, sampling)
+        ordered = [rows[j] for j in order]
+        full = len(ordered) // batch_size
+        batches += [ordered[b * batch_size : (b + 1) * batch_size] for b in range(full)]
+        rest += ordered[full * batch_size :]
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [i for b in shuffled for i in batches[b]] + rest
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint could not be written (a full disk, most often); the message says what to do."""
 
@@ -1843,15 +1867,19 @@ def _seeded_trainer_class():
     from transformers import Trainer, TrainerCallback
 
     class EpochSeededSampler(torch.utils.data.Sampler):
-        def __init__(self, lengths, batch_size, seed, epoch_now, sampling="length"):
+        def __init__(self, lengths, batch_size, seed, epoch_now, sampling="length", tasks=None):
             self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
-            self.epoch_now, self.sampling = epoch_now, sampling
+            self.epoch_now, self.sampling, self.tasks = epoch_now, sampling, tasks
 
         def __len__(self):
             return len(self.lengths)
 
         def __iter__(self):
             seed = self.seed * 1_000_003 + self.epoch_now()
+            if self.tasks is not None:  # multi-task: one task per (micro-)batch
+                return iter(
+                    task_batch_order(self.lengths, self.tasks, self.batch_size, seed, self.sampling)
+                )
             return iter(training_order(self.lengths, self.batch_size, seed, self.sampling))
 
     class RestoreLogging(TrainerCallback):
@@ -1873,6 +1901,7 @@ def _seeded_trainer_class():
 
     class SeededTrainer(Trainer):
         sampling = "length"
+        task_batches = False  # multi-task: each batch holds one task's rows
 
         def _save_checkpoint(self, model, trial):
             folder = (
@@ -1926,12 +1955,14 @@ def _seeded_trainer_class():
             batches = math.ceil(len(lengths) / self.args.train_batch_size)
             accum = self.args.gradient_accumulation_steps
             updates_per_epoch = max(batches // accum + int(batches % accum > 0), 1)
+            by_task = self.task_batches and "task_ids" in dataset.column_names
             return EpochSeededSampler(
                 lengths,
-                self.args.train_batch_size * accum,
+                self.args.train_batch_size if by_task else self.args.train_batch_size * accum,
                 self.args.seed,
                 lambda: self.state.global_step // updates_per_epoch,
                 self.sampling,
+                list(dataset["task_ids"]) if by_task else None,
             )
 
     return SeededTrainer
@@ -2211,6 +2242,7 @@ def train_and_evaluate(
     task_weights = [1.0] + [aux_weight] * len(auxiliary) if auxiliary else None
     trainer_class = _trainer_class(plan, class_weights, task_weights)
     trainer_class.sampling = plan.get("sampling", "length")
+    trainer_class.task_batches = plan.get("multitask_batches", "by_task") == "by_task"
     probe_set = train_set.select(range(main_rows)) if auxiliary else train_set
 
     def make_model():
