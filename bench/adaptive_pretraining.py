@@ -22,7 +22,6 @@ bench/results/adaptive_pretraining.json and a dated section in bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import RESULTS, environment, recipe_data, record  # noqa: E402
+from benchlib import RESULTS, environment, log_run, logged_runs, recipe_data, record  # noqa: E402
 from recommend_vs_defaults import TASKS, load_task, official  # noqa: E402
 
 from tuning_core import recipe  # noqa: E402
@@ -93,15 +92,11 @@ def run_seed(task: str, rows: int, seed: int, adapt_epochs: float, adapt_lr: flo
         adapt_epochs=adapt_epochs,
         adapt_learning_rate=adapt_lr,
     )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(LOG, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(out) + "\n")
-    print(json.dumps(out), flush=True)
-    return out
+    return log_run(LOG, out)
 
 
 def summarise() -> None:
-    runs = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
+    runs = logged_runs(LOG)
     summary = {**environment(), "tasks": {}}
     lines = []
     for task in sorted({r["task"] for r in runs}):

@@ -33,6 +33,20 @@ def recipe_data(spec, splits, folder: Path) -> dict:
     return {**spec.to_dict(), "files": files, "readers": {}, "sha256": {}, "labels": labels}
 
 
+def log_run(log: Path, row: dict) -> dict:
+    """Append one run's row to the JSON-lines file `log` (and print it); returns the row."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def logged_runs(log: Path) -> list[dict]:
+    """The rows `log_run` appended to `log`."""
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
 def record(name: str, summary: dict, lines: list[str]) -> None:
     """Write `summary` to results/NAME.json and `lines` (one bullet each) under a dated heading
     in RESULTS.md, after the machine line."""

@@ -28,7 +28,6 @@ and a dated section in bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -39,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import RESULTS, environment, recipe_data, record  # noqa: E402
+from benchlib import RESULTS, environment, log_run, logged_runs, recipe_data, record  # noqa: E402
 from recommend_vs_defaults import DATA, TASKS, load_task, official  # noqa: E402
 
 from tuning_core import recipe  # noqa: E402
@@ -122,15 +121,11 @@ def run_seed(
         weight=weight,
         batches=batches,
     )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(LOG, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(out) + "\n")
-    print(json.dumps(out), flush=True)
-    return out
+    return log_run(LOG, out)
 
 
 def summarise() -> None:
-    runs = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
+    runs = logged_runs(LOG)
     summary = {**environment(), "tasks": {}}
     lines = []
 
