@@ -396,6 +396,7 @@ TOPICS = {
     "pooling": ("pooling", "mean pool", "[cls]"),
     "adapt_epochs": ("adaptive pretraining", "dapt", "tapt", "masked-lm", "mlm", "domain adapt"),
     "quantization": ("qlora", "4-bit", "4bit", "quantiz"),
+    "multitask": ("multi-task", "multitask", "together", "apart", "other task"),
     "sampling": ("sampling", "shuffl", "bucket", "batch order", "random batches"),
     "head_init": (
         "zero head",

@@ -1124,12 +1124,12 @@ class Planner:
             if plan.get("multitask")
             else "I train the main task alone"
         )
+        why = reason.get("text", "")
         switch = "`train apart`" if plan.get("multitask") else "`train them together`"
+        if switch not in why:
+            why += f". Say {switch} to change that"
         return [
-            Reply(
-                self._auxiliary_line(entry)
-                + f".\n\n{said}: {reason.get('why', '')}. Say {switch} to change that."
-            ),
+            Reply(self._auxiliary_line(entry) + f".\n\n{said}: {why}."),
             self._plan_reply(),
         ]
 

@@ -200,9 +200,14 @@ def test_the_chat_refuses_what_cannot_be_trained_together(posts, tmp_path):
     replies = planner.handle("also learn text")
     assert replies[0].kind == "error" and "already the text or the label column" in replies[0].text
     assert not planner.state.spec["auxiliary"]
-    planner.handle("also learn strength")
+    replies = planner.handle("also learn strength")
     assert [a["name"] for a in planner.state.spec["auxiliary"]] == ["strength"]
-    assert "multitask" in planner.state.recommendation["reasons"]
+    # the rule follows bench/multitask.py: apart, with the measured numbers
+    assert planner.state.plan["multitask"] is False
+    assert "3 of 4 pairings" in planner.state.recommendation["reasons"]["multitask"]["text"]
+    assert "I train the main task alone" in replies[0].text
+    answer = " ".join(r.text for r in planner.handle("why train apart?"))
+    assert "3 of 4 pairings" in answer
     # reading the same file with other columns keeps the other task
     planner.handle("the label is in column 'label'")
     assert [a["name"] for a in planner.state.spec["auxiliary"]] == ["strength"]
