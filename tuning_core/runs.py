@@ -64,6 +64,9 @@ def start_worker(run_dir: Path, env: dict[str, str] | None = None) -> int:
 
 
 def _spawn_worker(run_dir: Path, env: dict[str, str] | None) -> int:
+    # absolute: the child starts inside the folder, where a relative path (the default home
+    # is ./sessions) would name a folder below it
+    run_dir = Path(run_dir).resolve()
     log = open(run_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
     child_env = {**os.environ, **(env or {})}
     # the child must import this very tuning_core, installed or not

@@ -151,6 +151,20 @@ def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint_and_the_run_r
     assert comparable(runs.read_report(run_dir)) == comparable(expected)
 
 
+def test_a_run_folder_named_by_a_relative_path_trains(
+    tiny_model, sentiment_csv, tmp_path, monkeypatch
+):
+    """The app's default home is ./sessions, so run folders are named relative to where it was
+    started; the worker, which starts inside its folder, must still find it."""
+    plan, data = inputs(tiny_model, sentiment_csv)
+    monkeypatch.chdir(tmp_path)
+    run_dir = Path("sessions") / "s1" / "runs" / "run-1"
+    runs.prepare_run(run_dir, plan, data)
+    status = run_to_end(run_dir)
+    assert status["state"] == "finished", (run_dir / "worker.log").read_text()[-2000:]
+    assert runs.read_report(run_dir)["test"]["accuracy"] > 0
+
+
 def test_two_workers_never_train_in_one_run_folder(tiny_model, sentiment_csv, tmp_path):
     import subprocess
     import sys
