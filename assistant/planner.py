@@ -551,11 +551,13 @@ class Planner:
             ]
         self._go("plan")
         error = status.get("error") or "the worker process ended unexpectedly"
-        if resumable_status(status):  # the disk filled: nothing is wrong with the plan
+        if resumable_status(status):  # the disk filled, or a kill: nothing wrong with the plan
+            then = "Then type" if status.get("error") else "Type"  # after the error's own advice
             return [
                 Reply(
-                    f"**Training paused:** {error.rstrip('.')}. Then type `/run` to resume it "
-                    "from that checkpoint; the session and the plan are as they were.",
+                    f"**Training paused:** {error.rstrip('.')}. {then} `/run` to resume it "
+                    "from its last checkpoint (details in the run's worker.log); the session and "
+                    "the plan are as they were.",
                     "error",
                 )
             ]
