@@ -208,6 +208,14 @@ def test_the_chat_refuses_what_cannot_be_trained_together(posts, tmp_path):
     assert "I train the main task alone" in replies[0].text
     answer = " ".join(r.text for r in planner.handle("why train apart?"))
     assert "3 of 4 pairings" in answer
+    # together, each epoch reads the other task's rows too: the forecast counts them
+    alone = planner._forecast()["steps_per_epoch"]
+    planner.handle("train them together")
+    assert planner.state.plan["multitask"] is True
+    assert "auxiliary_weight" in planner.state.plan["search_space"]
+    assert planner._forecast()["steps_per_epoch"] > 1.8 * alone
+    planner.handle("train apart")
+    assert "auxiliary_weight" not in planner.state.plan["search_space"]
     # reading the same file with other columns keeps the other task
     planner.handle("the label is in column 'label'")
     assert [a["name"] for a in planner.state.spec["auxiliary"]] == ["strength"]
