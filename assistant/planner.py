@@ -1078,29 +1078,13 @@ class Planner:
                 ]
             if column in (spec["text_column"], spec["label_column"]):
                 return [Reply(f"`{column}` is already the text or the label column.", "error")]
-            reader = (spec.get("readers") or {}).get("train")
-            try:
-                texts, values = recipe.read_rows(
-                    spec["files"]["train"], spec["text_column"], column, reader
-                )
-            except (ValueError, OSError) as exc:
-                return [Reply(f"Could not read `{column}`: {str(exc).splitlines()[0]}", "error")]
-            labels = sorted(set(values))
-            if len(labels) < 2 or len(labels) > min(AUXILIARY_MAX_LABELS, len(values) // 2):
-                return [
-                    Reply(
-                        f"`{column}` has {len(labels)} distinct value(s) in {len(values)} rows: "
-                        "not a label set (two or more classes, each on several rows).",
-                        "error",
-                    )
-                ]
             name = column
             entry = {
                 "name": column,
                 "files": spec["files"],
                 "text_column": spec["text_column"],
                 "label_column": column,
-                "labels": labels,
+                "labels": [],  # read below, with its rows
                 "readers": spec.get("readers") or {},
                 "sha256": spec.get("sha256") or {},
                 "split_seed": spec.get("split_seed", 42),
@@ -1108,12 +1092,23 @@ class Planner:
             }
         if name == spec["label_column"]:
             return [Reply(f"`{name}` is the main task's name; give the other task another.")]
-        try:  # how many rows it adds to each epoch (the forecast's time)
+        try:  # its rows: the labels of a column, and what it adds to each epoch (the forecast)
             other_splits = recipe.auxiliary_splits(
                 entry, spec, self._rows(DataSpec.from_dict(spec))
             )
         except (ValueError, OSError) as exc:
             return [Reply(f"Could not read `{name}`: {str(exc).splitlines()[0]}", "error")]
+        if entry.get("same_texts"):
+            values = [y for _, labels in other_splits.values() for y in labels]
+            entry["labels"] = sorted(set(values))
+            if not 2 <= len(entry["labels"]) <= min(AUXILIARY_MAX_LABELS, len(values) // 2):
+                return [
+                    Reply(
+                        f"`{name}` has {len(entry['labels'])} distinct value(s) in {len(values)} "
+                        "rows: not a label set (two or more classes, each on several rows).",
+                        "error",
+                    )
+                ]
         entry["train_rows"] = len(other_splits["train"][0])
         spec["auxiliary"] = [a for a in spec.get("auxiliary") or [] if a["name"] != name] + [entry]
         baseline = self.state.baseline

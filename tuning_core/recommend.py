@@ -69,7 +69,8 @@ ADAPT_MEASURED = (
     "emotion and 3.5 lower on irony than fine-tuning alone offered the same compute, and took "
     "3.6-5.5x the time"
 )
-# bench/multitask.py: TweetEval emotion and irony, each with the other as the auxiliary task
+# bench/multitask.py: TweetEval emotion and irony, each trained with the other or with sentiment;
+# together lost, so other label sets are planned apart and trained together only on request
 MULTITASK_MEASURED = (
     "on TweetEval with MiniLM (400 labelled tweets for the task, one task per batch, three "
     "seeds) training together scored lower than apart in 3 of 4 pairings: emotion -2.9 points "
@@ -77,7 +78,6 @@ MULTITASK_MEASURED = (
     "2,000 sentiment tweets; only irony with 400 emotion tweets gained (+1.5, better on 1 seed "
     "of 3), and together took 1.2-5x the time"
 )
-MULTITASK_HELPS = False  # the rule follows bench/multitask.py; together stays on request
 AUXILIARY_WEIGHT_RANGE = {"low": 0.25, "high": 1.0}
 # Share of the device's memory a plan may use (the rest for the system and allocator spikes).
 MEMORY_SHARE = 0.8
@@ -344,8 +344,6 @@ def search_space(
         space["freeze_layers"] = {"low": 1, "high": card.layers - 1, "step": 1}
     if plan.freezing == "none" and card and card.layers >= 12:
         space["layerwise_lr_decay"] = {"low": 0.8, "high": 1.0}
-    if plan.multitask:  # how much the other label sets pull on the shared encoder
-        space["auxiliary_weight"] = dict(AUXILIARY_WEIGHT_RANGE)
     if plan.freezing == "none" and train_rows < SMALL_DATA_ROWS:
         # ULMFiT's setting: little data; it needs two epochs at least (head first)
         space["gradual_unfreezing"] = {"choices": [False, True]}
@@ -753,17 +751,13 @@ def recommend_plan(
             "adaptive-pretraining",
         )
 
-    # -- other label sets: together or apart, as bench/multitask.py measured
-    multitask = False
+    # -- other label sets: apart, as bench/multitask.py measured
     if auxiliary:
         names = ", ".join(f"`{a['name']}`" for a in auxiliary)
         if task != "single_label_classification":
             why = f"apart: {names} can join single-label classification only"
         elif freezing == "lora":
             why = f"apart: a LoRA adapter does not carry the extra heads {names} would need"
-        elif MULTITASK_HELPS:
-            multitask = True
-            why = f"together with {names}: {MULTITASK_MEASURED}"
         else:
             why = (
                 f"apart ({names} not trained with it): {MULTITASK_MEASURED}. Say `train them "
@@ -801,7 +795,6 @@ def recommend_plan(
         eval_rows=eval_rows,
         head_init=head_init,
         quantization=quantization,
-        multitask=multitask,
         metric=metric,
         positive_label=positive,
         seed=int(constraints.get("seed", 42)),
