@@ -6,7 +6,13 @@ TweetEval emotion with the embedded MiniLM, run once per pruner:
   none       every trial trains all its epochs
   median     the search's default: a trial stops when its metric after an epoch is below the
              median of earlier trials at that epoch (3 startup trials, no verdict before epoch 2)
+  asha       successive halving with epochs as the budget: rungs at 2 and 6 epochs, the top
+             third of like trials go on (with --epochs-budget)
   hyperband  Hyperband over epochs (reduction factor 3)
+
+With --epochs-budget, `epochs` leaves the search space and every trial, pruned or not, gets the
+space's longest schedule (`search.epochs_as_budget`): the search that ASHA prunes, and its
+unpruned reference is `--pruners none --epochs-budget`.
 Compute is counted in training epochs run (each epoch of a trial costs the same rows), and also
 given in seconds. The best metric is the best trial's validation macro-F1.
 
@@ -59,11 +65,12 @@ def run(pruner: str, plan: dict, data: dict, work: Path) -> dict:
     }
 
 
-def summarise(rows: int, trials: int, seed: int) -> dict:
+def summarise(rows: int, trials: int, seed: int, epochs_budget: bool = False) -> dict:
     latest: dict[str, dict] = {}
     for line in (RESULTS / "search_pruning.jsonl").read_text().splitlines():
         row = json.loads(line)
-        if (row["rows"], row["n_trials"], row["seed"]) == (rows, trials, seed):
+        key = (row["rows"], row["n_trials"], row["seed"], row.get("epochs_budget", False))
+        if key == (rows, trials, seed, epochs_budget):
             latest[row["pruner"]] = row
     out: dict = {"runs": latest}
     base = latest.get("none")
@@ -105,6 +112,11 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
+        "--epochs-budget",
+        action="store_true",
+        help="every trial gets the space's longest schedule; epochs are not searched",
+    )
+    parser.add_argument(
         "--summarise", action="store_true", help="only summarise the runs already recorded"
     )
     args = parser.parse_args()
@@ -118,12 +130,15 @@ def main() -> int:
         "single_label_classification", profile, probe_resources(), {"seed": args.seed}
     )
     plan = {**rec.plan.to_dict(), "trials": args.trials}
+    if args.epochs_budget:
+        plan = search.epochs_as_budget(plan)
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         data = recipe_data(spec, splits, Path(tmp) / "data")
         for pruner in args.pruners:
             row = run(pruner, plan, data, Path(tmp) / pruner)
             row |= {"rows": args.rows, "n_trials": args.trials, "seed": args.seed}
+            row["epochs_budget"] = args.epochs_budget
             row["search_space"] = plan["search_space"]
             with open(RESULTS / "search_pruning.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
@@ -139,12 +154,14 @@ def write_summary(args) -> int:
         "rows": args.rows,
         "n_trials": args.trials,
         "seed": args.seed,
-        **summarise(args.rows, args.trials, args.seed),
+        "epochs_budget": args.epochs_budget,
+        **summarise(args.rows, args.trials, args.seed, args.epochs_budget),
     }
     lines = []
     for name, row in summary["runs"].items():
         line = (
-            f"emotion {args.rows} rows, {args.trials} trials, seed {args.seed}, pruner {name}: "
+            f"emotion {args.rows} rows, {args.trials} trials, seed {args.seed}"
+            f"{', epochs as budget' if args.epochs_budget else ''}, pruner {name}: "
             f"best validation macro-F1 {row['best_value']:.4f}, {row['epochs_run']} epochs "
             f"trained, {row['pruned']} pruned, {row['seconds']:.0f} s"
         )

@@ -96,6 +96,62 @@ def test_the_median_pruner_compares_gradual_unfreezing_with_its_own_kind():
     assert full.should_prune()
 
 
+def test_asha_keeps_the_top_third_of_like_trials_at_each_rung():
+    """Successive halving with epochs as the budget: verdicts at epochs 2 and 6 only; at a rung
+    the top third of the trials of the same kind that reached it go on."""
+    study = optuna.create_study(direction="maximize", pruner=search._pruner("asha", 12))
+    space = optuna.distributions.CategoricalDistribution([False, True])
+
+    def trial_with(gradual):
+        study.enqueue_trial({"gradual_unfreezing": gradual})
+        return study.ask({"gradual_unfreezing": space})
+
+    first = trial_with(False)
+    first.report(0.5, 1)
+    first.report(0.6, 2)
+    assert not first.should_prune()  # alone at the rung: the best so far goes on
+    study.tell(first, 0.6)
+    second = trial_with(False)
+    second.report(0.1, 1)
+    assert not second.should_prune()  # epoch 1 is not a rung
+    second.report(0.55, 2)
+    assert second.should_prune()  # one peer: only the best of two goes on
+    study.tell(second, state=optuna.trial.TrialState.PRUNED)
+    slow = trial_with(True)
+    slow.report(0.2, 2)  # far below full fine-tuning, but the first of its kind
+    assert not slow.should_prune()
+    study.tell(slow, 0.7)
+    for value in (0.4, 0.45):
+        t = trial_with(False)
+        t.report(value, 2)
+        assert t.should_prune()
+        study.tell(t, state=optuna.trial.TrialState.PRUNED)
+    # five full fine-tuning trials reached epoch 2 (0.6, 0.55, 0.4, 0.45 and this one):
+    # the top 5 // 3 = 1 goes on, so 0.58 stops and 0.62 goes on
+    behind = trial_with(False)
+    behind.report(0.58, 2)
+    assert behind.should_prune()
+    study.tell(behind, state=optuna.trial.TrialState.PRUNED)
+    ahead = trial_with(False)
+    ahead.report(0.62, 2)
+    assert not ahead.should_prune()
+    for step in (3, 4, 5):
+        ahead.report(0.62, step)
+        assert not ahead.should_prune()  # no rung between 2 and 6
+    ahead.report(0.5, 6)  # its best so far (0.62) counts; the only other at epoch 6: none
+    assert not ahead.should_prune()
+
+
+def test_epochs_as_budget_gives_every_trial_the_longest_schedule():
+    plan = {"epochs": 3.0, "search_space": {**SPACE}}
+    fixed = search.epochs_as_budget(plan)
+    assert fixed["epochs"] == 4.0 and "epochs" not in fixed["search_space"]
+    assert set(fixed["search_space"]) == set(SPACE) - {"epochs"}
+    assert plan["search_space"] == SPACE  # the plan itself is left alone
+    no_epochs = {"epochs": 3.0, "search_space": {"dropout": SPACE["dropout"]}}
+    assert search.epochs_as_budget(no_epochs) == no_epochs
+
+
 def test_the_median_pruner_compares_schedules_of_different_lengths_at_the_same_share():
     """The learning rate decays over a trial's whole schedule, so a 12-epoch trial is judged
     by what 4- and 6-epoch trials had reached by the same share of theirs, not by epoch."""
@@ -289,3 +345,20 @@ def test_a_trial_that_runs_out_of_memory_is_pruned_and_the_search_goes_on(
     rows = [(row["state"], row["note"]) for row in result["trials"]]
     assert rows == [("pruned", "out of memory at micro-batch 8"), ("complete", "")]
     assert result["best"]["number"] == 1
+
+
+def test_an_asha_search_trains_every_trial_on_the_longest_schedule(
+    tiny_model, sentiment_csv, tmp_path
+):
+    plan, data = search_inputs(tiny_model, sentiment_csv, trials=4)
+    out = search.run_search(plan, data, tmp_path, pruner="asha")
+    assert len(out["trials"]) == 4
+    study = optuna.load_study(
+        study_name=search.STUDY_NAME, storage=f"sqlite:///{tmp_path}/study.db"
+    )
+    for t in study.get_trials():
+        assert "epochs" not in t.params and t.user_attrs["plan"]["epochs"] == 4.0
+        assert t.user_attrs["plan"]["search_space"] == {}
+        if t.state == optuna.trial.TrialState.PRUNED:  # stopped at the rung, epoch 2
+            assert max(t.intermediate_values) == 2
+    assert out["best"]["plan"]["epochs"] == 4.0

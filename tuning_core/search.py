@@ -5,8 +5,10 @@
 
 - TPE with the plan's seed; every trial trains with the plan's seed too, so trials differ only
   in their hyperparameters.
-- Each evaluation (once per epoch) is reported to the trial, and a pruner (median, or
-  Hyperband) stops trials that trail the others at the same epoch.
+- Each evaluation (once per epoch) is reported to the trial, and a pruner stops trials that
+  trail the others: median (at the same share of their schedules), ASHA (epochs as the
+  budget: every trial gets the space's longest schedule and is judged at rungs of 2, 6, 18
+  epochs) or Hyperband.
 - A budget in trials (the plan's `trials`) and in wall time (`timeout_s`).
 - The study lives in SQLite (`out_dir/study.db`), so `optuna-dashboard sqlite:///…/study.db`
   opens it and a killed search resumes: the finished trials stay as they were, and a trial that a
@@ -32,7 +34,10 @@ from tuning_core import recipe
 
 INT_FIELDS = ("epochs", "lora_rank", "freeze_layers", "batch_size")
 STUDY_NAME = "tunesmith"
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("median", "asha", "hyperband", "none")
+# pruners whose budget is the epoch: under them every trial gets the same schedule, the
+# longest in the space, and the pruner decides how much of it each trial trains
+EPOCH_BUDGET_PRUNERS = ("asha",)
 
 
 def suggest(trial, plan: dict) -> dict:
@@ -124,6 +129,65 @@ def matched_median_pruner(
     return MatchedMedianPruner()
 
 
+def epochs_as_budget(plan: dict) -> dict:
+    """The plan with `epochs` taken out of its search space and set to the space's longest
+    schedule: the pruner, not the sampler, then decides how many epochs a trial trains (early
+    stopping still ends a trial that stops improving). With a searched `epochs`, trials decay
+    their learning rate over different schedules, so their metrics at the same epoch are not
+    comparable; with one schedule they are."""
+    space = dict(plan.get("search_space") or {})
+    epochs = space.pop("epochs", None)
+    if epochs is None:
+        return plan
+    return {**plan, "epochs": float(epochs["high"]), "search_space": space}
+
+
+def asha_pruner(min_epochs: int = 2, reduction_factor: int = 3):
+    """Asynchronous successive halving (Li et al. 2020, "A System for Massively Parallel
+    Hyperparameter Tuning"), with epochs as the budget and trials judged among like trials.
+
+    Rungs are at `min_epochs` * `reduction_factor`**k epochs (2, 6, 18, ...). At a rung a trial
+    goes on only if its best metric so far is among the top 1/`reduction_factor` of the trials
+    with the same `CURVE_SHAPING` options that reached that rung (any state, itself included);
+    while fewer than `reduction_factor` have, it goes on only if it is the best of them (as
+    Optuna's SuccessiveHalvingPruner does). Like trials: under gradual unfreezing the first
+    epochs train the top layers only, so such a trial trails full fine-tuning early (see
+    `CURVE_SHAPING`)."""
+    import optuna
+
+    def best_by(t, step: int) -> float | None:
+        values = [v for s, v in t.intermediate_values.items() if s <= step]
+        return max(values) if values else None
+
+    class ShapeMatchedASHA(optuna.pruners.BasePruner):
+        def prune(self, study, trial) -> bool:
+            step = trial.last_step
+            if step is None or step < min_epochs:
+                return False
+            rung = min_epochs
+            while rung * reduction_factor <= step:
+                rung *= reduction_factor
+            if step != rung:
+                return False
+            sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+            shape = {k: trial.params.get(k) for k in CURVE_SHAPING}
+            mine = best_by(trial, step)
+            values = [
+                sign * v
+                for t in study.get_trials(deepcopy=False)
+                if t.number != trial.number
+                and {k: t.params.get(k) for k in CURVE_SHAPING} == shape
+                and max(t.intermediate_values, default=0) >= rung
+                and (v := best_by(t, rung)) is not None
+            ]
+            values.append(sign * mine)
+            values.sort(reverse=True)
+            keep = max(1, len(values) // reduction_factor)
+            return sign * mine < values[keep - 1]
+
+    return ShapeMatchedASHA()
+
+
 def _pruner(name: str, max_epochs: int):
     import optuna
 
@@ -131,6 +195,8 @@ def _pruner(name: str, max_epochs: int):
         # no verdict on a trial before its second evaluation (steps are epochs counted from 1):
         # the first epoch says little, least of all with gradual unfreezing (head only)
         return matched_median_pruner(n_startup_trials=2, n_warmup_steps=2)
+    if name == "asha":
+        return asha_pruner(min_epochs=2, reduction_factor=3)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=2, max_resource=max(2, max_epochs), reduction_factor=3
@@ -284,6 +350,8 @@ def run_search(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = int(plan.get("trials", 0))
+    if pruner in EPOCH_BUDGET_PRUNERS:
+        plan = epochs_as_budget(plan)
     if budget < 1 or not plan.get("search_space"):
         raise ValueError("a search needs trials >= 1 and a search space")
     max_epochs = int(plan.get("search_space", {}).get("epochs", {}).get("high", plan["epochs"]))
