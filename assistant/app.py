@@ -30,10 +30,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Static
+from textual.widgets import Button, Header, Input, Static
 from textual.worker import Worker, WorkerState
 
 from assistant.conversation import Conversation
+from assistant.gcpause import GarbagePauses
 from assistant.planner import Reply
 from assistant.prompt import PromptInput
 from assistant.settings import DEFAULT_THEME, LIGHT_THEME, Settings
@@ -41,6 +42,7 @@ from assistant.store import SessionLocked, SessionStore
 from assistant.widgets import (
     NEW_SESSION,
     ChatMessage,
+    KeyFooter,
     OlderTurns,
     PlanPanel,
     QuitScreen,
@@ -134,6 +136,7 @@ class TunesmithApp(App):
         self._finishing: str | None = None  # the run folder whose results were asked for
         self._oldest_shown: int | None = None  # the number of the oldest turn in the chat
         self._newest_saved = 0  # read-only: the newest turn shown, to catch up from
+        self._gc = GarbagePauses()  # the collector kept out of the frames (assistant.gcpause)
         self.settings = Settings(Path(home))
         saved_theme = self.settings.get("theme", DEFAULT_THEME)
         if saved_theme in self.available_themes:
@@ -155,7 +158,7 @@ class TunesmithApp(App):
                 yield Static("", id="working")
             yield PlanPanel(id="side")
         yield PromptInput(placeholder=PLACEHOLDER, id="prompt", columns=self._columns)
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     async def on_mount(self) -> None:
         self.theme_changed_signal.subscribe(self, self._theme_changed)
@@ -166,6 +169,7 @@ class TunesmithApp(App):
         self.set_interval(1.0, self._follow_writer)
         if not self.is_headless:
             self.set_interval(1.0, self._check_terminal)
+        self.call_after_refresh(self._gc.freeze)  # what the first screen holds stays
         if self.initial_session_id is None and self._offer_last_session():
             return
         problem = await self._open(self.initial_session_id)
@@ -453,6 +457,10 @@ class TunesmithApp(App):
     # half-way (a turn is saved as it goes); failures land in on_worker_state_changed
     @work(thread=True, exclusive=False, group="conversation", exit_on_error=False)
     def _converse(self, conversation: Conversation, job: str, arg: Any) -> None:
+        with self._gc.paused():
+            self._converse_now(conversation, job, arg)
+
+    def _converse_now(self, conversation: Conversation, job: str, arg: Any) -> None:
         def progress(text: str) -> None:  # a slow step says what it is doing, under the chat
             if conversation is self.conversation:
                 self.call_from_thread(self._set_working, text)

@@ -15,7 +15,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
+
+from assistant.widgets import KeyFooter
 
 SEVERITY_STYLE = {"high": "bold red", "medium": "dark_orange", "low": "yellow", "info": "cyan"}
 BAR = "█"
@@ -159,7 +161,7 @@ class DataScreen(Screen):
             )
             yield DataTable(id="findings", cursor_type="row", zebra_stripes=True)
             yield Static("", id="finding-samples")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def _reading(self) -> Text:
         spec, profile = self.state.spec or {}, self.state.profile or {}

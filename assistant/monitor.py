@@ -34,11 +34,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual_plotext import PlotextPlot
 
 from assistant.resultsview import number
-from assistant.widgets import TRIAL_COLUMNS, fill_trials_table
+from assistant.widgets import TRIAL_COLUMNS, KeyFooter, fill_trials_table
 from tuning_core.judge import metric_name
 
 REDRAW_S = 0.3  # the plots are redrawn at most this often
@@ -354,7 +354,7 @@ class RunMonitorScreen(Screen):
                 yield PlotextPlot(id="metric-plot")
             yield Static("Trials of the search", id="monitor-trials-title")
             yield DataTable(id="monitor-trials", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#monitor-trials", DataTable).add_columns(*TRIAL_COLUMNS)

@@ -17,8 +17,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
+from assistant.widgets import KeyFooter
 from tuning_core.judge import ECE_CALL_OUT, OTHERS, OVERFIT_GAP, baseline_name, metric_name
 
 MISSING = "—"
@@ -321,7 +322,7 @@ class ResultsScreen(Screen):
             )
             yield DataTable(id="errors", cursor_type="row", zebra_stripes=True)
             yield Static("", id="error-text")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._fill_per_class()

@@ -23,6 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import (
     Button,
     DataTable,
@@ -43,20 +44,145 @@ NEW_SESSION = "__new__"
 SHORT_LABELS = {"label_smoothing": "Smoothing", "early_stopping_patience": "Early stop"}
 
 
+class RenderedOnce:
+    """A Rich renderable that renders `renderable` once per set of console options and keeps
+    the segments. Textual lays a widget out by rendering its content to count the lines, then
+    renders it again to draw it, and does both again on every layout change (a new message, the
+    side panel shown or hidden, a theme): for a chat of Markdown replies that was most of the
+    time the event loop spent in each screen update (bench/ui_stalls.py)."""
+
+    def __init__(self, renderable) -> None:
+        self.renderable = renderable
+        self._key: tuple | None = None
+        self._segments: list = []
+
+    def __rich_console__(self, console, options):
+        key = (options.max_width, options.justify, options.overflow, options.no_wrap)
+        if key != self._key:
+            self._segments = list(console.render(self.renderable, options))
+            self._key = key
+        return self._segments
+
+    def __rich_measure__(self, console, options):
+        from rich.measure import Measurement
+
+        return Measurement.get(console, options, self.renderable)
+
+
 class ChatMessage(Static):
     """One turn of the conversation; `role` is user or assistant, `kind` the reply kind.
 
     The Markdown is rendered by Rich into one widget, not by Textual's Markdown widget (a
     widget per block): a long reply then mounts and lays out in a few milliseconds instead of
-    holding the event loop for a few hundred (bench/ui_stalls.py)."""
+    holding the event loop for a few hundred (bench/ui_stalls.py). It is rendered once per width
+    (`RenderedOnce`)."""
 
     def __init__(self, role: str, text: str, kind: str = "text") -> None:
         if role == "user" and not text.strip():
             text = "*↵ (Enter: take the default)*"
         self.source = text
-        super().__init__(RichMarkdown(text), classes=f"message {role} {kind}")
+        super().__init__(RenderedOnce(RichMarkdown(text)), classes=f"message {role} {kind}")
         self.role = role
         self.kind = kind
+
+
+class KeyFooter(Widget, can_focus=False):
+    """The key bar: the screen's shown bindings as `key description` pairs, and the command
+    palette's key on the right; a click on a pair presses its key.
+
+    It looks like Textual's compact Footer but is one widget drawing one line, redrawn only
+    when the shown bindings change. The Footer recomposes a widget per key on every change of
+    focus, and restyling and drawing those was the largest single cost of the app's screen
+    updates (bench/ui_stalls.py: 30-300 ms a time on this machine)."""
+
+    ALLOW_SELECT = False
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"key-footer--key", "key-footer--description"}
+    DEFAULT_CSS = """
+    KeyFooter {
+        dock: bottom;
+        height: 1;
+        width: 1fr;
+        color: $footer-foreground;
+        background: $footer-background;
+    }
+    KeyFooter > .key-footer--key {
+        color: $footer-key-foreground;
+        background: $footer-key-background;
+        text-style: bold;
+    }
+    KeyFooter > .key-footer--description {
+        color: $footer-description-foreground;
+        background: $footer-description-background;
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: tuple = ()
+        self._spans: list[tuple[int, int, str, bool]] = []
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+        self._bindings_changed(self.screen)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def _bindings_changed(self, screen) -> None:
+        if not self.is_attached or screen is not self.screen:
+            return
+        seen: set[str] = set()
+        shown = []
+        palette = None
+        for key, (_node, binding, enabled, _tip) in screen.active_bindings.items():
+            if key == self.app.COMMAND_PALETTE_BINDING and self.app.ENABLE_COMMAND_PALETTE:
+                palette = (binding.key, self.app.get_key_display(binding), "palette", enabled)
+                continue
+            if not binding.show or binding.action in seen:
+                continue
+            seen.add(binding.action)
+            shown.append(
+                (binding.key, self.app.get_key_display(binding), binding.description, enabled)
+            )
+        if palette:
+            shown.append(palette)
+        if tuple(shown) != self._shown:
+            self._shown = tuple(shown)
+            self.refresh()
+
+    def render(self) -> Text:
+        key_style = self.get_component_rich_style("key-footer--key")
+        description_style = self.get_component_rich_style("key-footer--description")
+        text = Text(no_wrap=True, overflow="crop", end="")
+        self._spans = []
+        keys = list(self._shown)
+        palette = keys.pop() if keys and keys[-1][2] == "palette" else None
+        for key, display, description, enabled in keys:
+            start = len(text)
+            text.append(display, key_style)
+            text.append(f" {description}", description_style)
+            if not enabled:
+                text.stylize("dim", start)
+            self._spans.append((start, len(text), key, enabled))
+            text.append(" ")
+        if palette:
+            key, display, description, enabled = palette
+            right = Text.assemble("▏", (display, key_style), (f" {description}", description_style))
+            gap = self.size.width - len(text) - len(right)
+            if gap >= 0:
+                text.append(" " * gap)
+                self._spans.append((len(text) + 1, len(text) + len(right), key, enabled))
+                text.append_text(right)
+        return text
+
+    def on_click(self, event) -> None:
+        for start, end, key, enabled in self._spans:
+            if start <= event.x < end:
+                if enabled:
+                    self.app.simulate_key(key)
+                else:
+                    self.app.bell()
+                return
 
 
 class OlderTurns(Button):
@@ -113,7 +239,7 @@ class PlanPanel(Vertical, can_focus=True):
             else:
                 stages.append(name, style="dim")
         self.query_one("#stage", Static).update(stages)
-        self.query_one("#plan-table", Static).update(self._plan_table(state))
+        self.query_one("#plan-table", Static).update(RenderedOnce(self._plan_table(state)))
         self.query_one("#session-line", Static).update(Text(f"session {session_id}", style="dim"))
 
     @staticmethod

@@ -403,3 +403,43 @@ async def test_timers_that_fire_while_the_app_closes_do_nothing(home):
         assert app._closing_down()
         app._follow_run()
         await app._follow_writer()
+
+
+def test_the_collector_is_paused_during_a_call_and_what_it_imported_is_frozen():
+    import gc
+    import sys
+    import types
+
+    from assistant.gcpause import GarbagePauses
+
+    pauses = GarbagePauses()
+    try:
+        before = gc.get_freeze_count()
+        with pauses.paused():
+            assert not gc.isenabled()
+            with pauses.paused():  # calls may overlap: the collector stays off until both end
+                pass
+            assert not gc.isenabled()
+        assert gc.isenabled() and gc.get_freeze_count() == before  # nothing was imported
+        with pauses.paused():
+            sys.modules["tunesmith_test_import"] = types.ModuleType("tunesmith_test_import")
+            kept = [object() for _ in range(10)], {"cycle": []}
+            kept[1]["cycle"].append(kept)
+        assert gc.isenabled() and gc.get_freeze_count() > before  # an import: frozen
+    finally:
+        sys.modules.pop("tunesmith_test_import", None)
+        gc.unfreeze()
+
+
+async def test_the_app_freezes_what_its_first_screen_holds(home):
+    import gc
+
+    gc.unfreeze()
+    app = TunesmithApp(home)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            await pilot.pause()
+            assert gc.get_freeze_count() > 0 and gc.isenabled()
+    finally:
+        gc.unfreeze()

@@ -204,3 +204,23 @@ async def test_every_action_is_in_the_command_palette(home):
         await pilot.press("enter")
         await pilot.pause()
         assert not app.current_theme.dark
+
+
+async def test_the_key_bar_shows_each_key_and_a_click_presses_it(home):
+    from assistant.widgets import KeyFooter
+
+    app = TunesmithApp(home)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(app, pilot)
+        bar = app.screen.query_one(KeyFooter)
+        shown = str(bar.render())
+        for pair in ("^d Data", "^t Run", "^r Results", "^o Open", "f2 Theme", "^b Plan"):
+            assert pair in shown
+        assert shown.rstrip().endswith("^p palette")
+        start = shown.index("^b Plan")
+        await pilot.click(KeyFooter, offset=(start + 1, 0))
+        await pilot.pause()
+        assert not app.query_one(PlanPanel).display  # the click pressed ctrl+b
+        await pilot.click(KeyFooter, offset=(shown.index("^o Open"), 0))
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, SessionPicker)
