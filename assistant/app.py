@@ -170,6 +170,7 @@ class TunesmithApp(App):
         if not self.is_headless:
             self.set_interval(1.0, self._check_terminal)
         self.call_after_refresh(self._gc.freeze)  # what the first screen holds stays
+        self.set_timer(1.0, self._load_views)
         if self.initial_session_id is None and self._offer_last_session():
             return
         problem = await self._open(self.initial_session_id)
@@ -452,6 +453,16 @@ class TunesmithApp(App):
         self._worker = self._converse(self.conversation, job, arg)
         if job == "say":
             self._turn_text[self._worker] = arg
+
+    @work(thread=True, exclusive=True, group="load-views", exit_on_error=False)
+    def _load_views(self) -> None:
+        """Import the views (and plotext under the run monitor) in a thread once the app is
+        up, so that opening one the first time does not import on the event loop (100-200 ms
+        here). The start path stays light: this runs a second after the first screen."""
+        with self._gc.paused():
+            import assistant.dataview
+            import assistant.monitor
+            import assistant.resultsview  # noqa: F401
 
     # not exclusive: `_next_job` already runs one call at a time, and a call cannot be cancelled
     # half-way (a turn is saved as it goes); failures land in on_worker_state_changed

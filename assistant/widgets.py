@@ -51,17 +51,21 @@ class RenderedOnce:
     side panel shown or hidden, a theme): for a chat of Markdown replies that was most of the
     time the event loop spent in each screen update (bench/ui_stalls.py)."""
 
+    KEEP = 3  # widths kept: hiding and showing the plan pane (ctrl+b) goes back and forth
+
     def __init__(self, renderable) -> None:
         self.renderable = renderable
-        self._key: tuple | None = None
-        self._segments: list = []
+        self._rendered: dict[tuple, list] = {}
 
     def __rich_console__(self, console, options):
         key = (options.max_width, options.justify, options.overflow, options.no_wrap)
-        if key != self._key:
-            self._segments = list(console.render(self.renderable, options))
-            self._key = key
-        return self._segments
+        segments = self._rendered.pop(key, None)
+        if segments is None:
+            segments = list(console.render(self.renderable, options))
+            if len(self._rendered) >= self.KEEP:
+                del self._rendered[next(iter(self._rendered))]  # the least recently used
+        self._rendered[key] = segments
+        return segments
 
     def __rich_measure__(self, console, options):
         from rich.measure import Measurement

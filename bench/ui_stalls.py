@@ -4,7 +4,8 @@
 The app is driven through Pilot (100x32) along the common path on the demo posts with the
 embedded MiniLM: open, load the file (reading, profile, baseline), see the plan, change a value,
 ask a why-question, open and close the data view, the sessions picker, switch the theme, Tab
-around, hide and show the plan pane. asyncio's debug mode reports every step of the loop that
+around, hide and show the plan pane; then train one epoch, watch it in the run monitor, and open
+the results view when it has finished. asyncio's debug mode reports every step of the loop that
 runs longer than `slow_callback_duration` (here 50 ms); each report names the task (a widget's
 message pump, Textual's screen update, a timer). Debug mode adds overhead of its own, so
 the figures are an upper bound.
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from benchlib import environment, record  # noqa: E402
-from test_app import say, settle  # noqa: E402
+from test_app import messages, say, settle  # noqa: E402
 
 from assistant.app import TunesmithApp  # noqa: E402
 
@@ -44,15 +45,18 @@ class Stalls(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
         self.found: list[tuple[str, float]] = []
+        self.phases: list[str] = []  # the phase of the walk each stall happened in
+        self.phase = "open"
 
     def emit(self, record: logging.LogRecord) -> None:
         match = STALL.search(record.getMessage().replace("\n", " "))
         if match:
             name = match["name"].strip("'\"").split("(")[0]
             self.found.append((name, float(match["s"])))
+            self.phases.append(self.phase)
 
 
-async def walk(home: Path, steps: list[str]) -> None:
+async def walk(home: Path, steps: list[str], stalls: Stalls) -> None:
     loop = asyncio.get_running_loop()
     loop.set_debug(True)
     loop.slow_callback_duration = LIMIT_S
@@ -60,10 +64,13 @@ async def walk(home: Path, steps: list[str]) -> None:
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(app, pilot)
         steps.append("opened")
+        stalls.phase = "load"
         await say(app, pilot, f"classify these posts by sentiment: {DEMO}")
         steps.append("loaded the data")
+        stalls.phase = "plan"
         await say(app, pilot, "")
         steps.append("plan shown")
+        stalls.phase = "change, why, views and keys"
         await say(app, pilot, "learning rate 3e-5")
         await say(app, pilot, "why learning rate")
         for key in ("ctrl+d", "escape", "ctrl+o", "escape", "f2", "tab", "tab", "escape"):
@@ -72,6 +79,33 @@ async def walk(home: Path, steps: list[str]) -> None:
         await pilot.press("ctrl+b", "ctrl+b")
         await pilot.pause(0.2)
         steps.append("views and keys")
+        stalls.phase = "run and monitor"
+        # a short run (one epoch of the demo posts) followed live in the monitor, then the
+        # results and their view
+        await say(app, pilot, "1 epoch")
+        await say(app, pilot, "")
+        for _ in range(120):
+            await pilot.pause(0.5)
+            if app._run_events.get(str(app.conversation.run_dir)):
+                break
+        await pilot.press("ctrl+t")
+        await pilot.pause(3.0)
+        await pilot.press("escape")
+        steps.append("run monitor during the run")
+        stalls.phase = "results and view"
+        for _ in range(600):
+            await pilot.pause(0.5)
+            if any("**Results**" in m.source for m in messages(app)):
+                break
+        else:
+            raise RuntimeError("the run gave no results in 300 s")
+        await settle(app, pilot)
+        await pilot.press("ctrl+r")
+        await pilot.pause(1.0)
+        await pilot.press("escape")
+        await pilot.pause(0.3)
+        steps.append("results and their view")
+        stalls.phase = "close"
 
 
 def main() -> int:
@@ -81,7 +115,7 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="tunesmith-stalls-"))
     steps: list[str] = []
     try:
-        asyncio.run(walk(home, steps))
+        asyncio.run(walk(home, steps, stalls))
     finally:
         shutil.rmtree(home, ignore_errors=True)
     longest = sorted(stalls.found, key=lambda s: -s[1])
@@ -94,6 +128,7 @@ def main() -> int:
         "longest_s": longest[0][1] if longest else 0.0,
         "by_task": dict(by_task),
         "top": [{"task": n, "seconds": s} for n, s in longest[:10]],
+        "by_phase": dict(Counter(stalls.phases)),
     }
     top = ", ".join(f"{n} {s * 1000:.0f} ms" for n, s in longest[:5]) or "none"
     record(
@@ -101,8 +136,11 @@ def main() -> int:
         summary,
         [
             f"event-loop steps over {LIMIT_S * 1000:.0f} ms along open, load, plan, change, why, "
-            f"views and keys (asyncio debug mode): {len(stalls.found)}; longest: {top}; by task: "
+            "views and keys, a one-epoch run in the monitor, results and their view (asyncio "
+            f"debug mode): {len(stalls.found)}; longest: {top}; by task: "
             + ", ".join(f"{k} {v}" for k, v in by_task.most_common())
+            + "; by phase: "
+            + ", ".join(f"{k} {v}" for k, v in Counter(stalls.phases).most_common())
             + f" (target: none over {LIMIT_S * 1000:.0f} ms)"
         ],
     )

@@ -443,3 +443,28 @@ async def test_the_app_freezes_what_its_first_screen_holds(home):
             assert gc.get_freeze_count() > 0 and gc.isenabled()
     finally:
         gc.unfreeze()
+
+
+def test_a_chat_message_is_rendered_once_per_width_and_looks_the_same():
+    from rich.markdown import Markdown
+
+    from assistant.widgets import RenderedOnce
+
+    text = "# Results\n\n- macro-F1 **0.71** on test\n\n| class | F1 |\n|---|---|\n| joy | 0.8 |\n"
+    calls = []
+
+    class Counted:
+        def __rich_console__(self, console, options):
+            calls.append(options.max_width)
+            yield from console.render(Markdown(text), options)
+
+    def shown(renderable, width: int) -> str:
+        console = Console(width=width, record=True, file=io.StringIO(), color_system="truecolor")
+        console.print(renderable)
+        return console.export_text(styles=True)
+
+    once = RenderedOnce(Counted())
+    for width in (60, 60, 40, 60, 40, 30, 20, 60):
+        assert shown(once, width) == shown(Markdown(text), width)
+    # 60 and 40 rendered once each while kept; 30 and 20 pushed the 60 out (three widths kept)
+    assert calls == [60, 40, 30, 20, 60]

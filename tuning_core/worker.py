@@ -421,7 +421,28 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m tuning_core.worker RUN_DIR", file=sys.stderr)
         return 2
+    lower_priority()
     return run(Path(argv[0]))
+
+
+NICE_ENV = "TUNESMITH_WORKER_NICE"
+DEFAULT_NICE = 10
+
+
+def lower_priority() -> int:
+    """Run the worker at a lower CPU priority (`nice`, 10 by default; `TUNESMITH_WORKER_NICE`
+    sets it, 0 keeps the parent's): the app's event loop then gets a core the moment it needs
+    one, while training still takes every cycle the app leaves idle. On this 2-core machine the
+    worker's threads otherwise took the cores from the app in the middle of its screen updates
+    (bench/ui_stalls.py). Returns the niceness now in force."""
+    try:
+        step = int(os.environ.get(NICE_ENV, DEFAULT_NICE))
+    except ValueError:
+        step = DEFAULT_NICE
+    try:
+        return os.nice(max(0, step))
+    except (AttributeError, OSError):  # no nice() (Windows) or not allowed: run as is
+        return 0
 
 
 if __name__ == "__main__":
