@@ -70,6 +70,11 @@ def suggest(trial, plan: dict) -> dict:
 CURVE_SHAPING = ("gradual_unfreezing",)
 
 
+def curve_shape(t) -> dict[str, Any]:
+    """A trial's `CURVE_SHAPING` options: pruners compare a trial with trials that share them."""
+    return {k: t.params.get(k) for k in CURVE_SHAPING}
+
+
 def trial_epochs(t) -> float | None:
     """The length of a trial's schedule in epochs (searched, or the plan's), if recorded."""
     epochs = t.params.get("epochs") or t.user_attrs.get("epochs")
@@ -110,11 +115,11 @@ def matched_median_pruner(
             share = step / epochs if epochs else None
             if share is not None and share < min_share:
                 return False
-            shape = {k: trial.params.get(k) for k in CURVE_SHAPING}
+            shape = curve_shape(trial)
             peers = [
                 t
                 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if {k: t.params.get(k) for k in CURVE_SHAPING} == shape
+                if curve_shape(t) == shape
             ]
             if len(peers) < n_startup_trials:
                 return False
@@ -170,13 +175,13 @@ def asha_pruner(min_epochs: int = 2, reduction_factor: int = 3):
             if step != rung:
                 return False
             sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
-            shape = {k: trial.params.get(k) for k in CURVE_SHAPING}
+            shape = curve_shape(trial)
             mine = best_by(trial, step)
             values = [
                 sign * v
                 for t in study.get_trials(deepcopy=False)
                 if t.number != trial.number
-                and {k: t.params.get(k) for k in CURVE_SHAPING} == shape
+                and curve_shape(t) == shape
                 and max(t.intermediate_values, default=0) >= rung
                 and (v := best_by(t, rung)) is not None
             ]
