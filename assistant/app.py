@@ -35,6 +35,7 @@ from textual.worker import Worker, WorkerState
 
 from assistant.conversation import Conversation
 from assistant.gcpause import GarbagePauses
+from assistant.pacing import OneMessagePerStep
 from assistant.planner import Reply
 from assistant.prompt import PromptInput
 from assistant.settings import DEFAULT_THEME, LIGHT_THEME, Settings
@@ -95,7 +96,11 @@ def terminal_hung_up(fd: int | None = None) -> bool:
         return True
 
 
-class TunesmithApp(App):
+class MainScreen(OneMessagePerStep, Screen):
+    """The app's first screen (chat, plan, prompt), its messages paced as in assistant.pacing."""
+
+
+class TunesmithApp(OneMessagePerStep, App):
     """Chat on the left, the plan on the right, the run under the chat, the prompt below."""
 
     CSS_PATH = "app.tcss"
@@ -148,6 +153,34 @@ class TunesmithApp(App):
         return self._worker is not None or bool(self._jobs)
 
     # ------------------------------------------------------------ layout
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen(id="_default")
+
+    def refresh_css(self, animate: bool = True) -> None:
+        """Textual's refresh of the CSS (on a theme switch) in two steps of the event loop.
+
+        Textual reparses every stylesheet with the theme's variables and restyles every widget
+        of every screen in one callback: 45-50 ms on this machine with the chat, the plan and
+        the key bar (bench/ui_stalls.py). Here the reparse happens now and the restyle comes
+        as a message of its own, so the event loop gets a turn in between."""
+        stylesheet = self.stylesheet
+        stylesheet.set_variables(self.get_css_variables())
+        stylesheet.reparse()
+        self.call_later(self._restyle, animate)
+
+    def _restyle(self, animate: bool) -> None:
+        """The second half of `refresh_css`: what Textual does after its reparse."""
+        stylesheet = self.stylesheet
+        stylesheet.update(self, animate=animate)  # the app and its current screen
+        current = self.screen
+        if current.is_mounted:
+            current._refresh_layout(self.size)
+            current._css_update_count = self._css_update_count
+        for screen in self.screen_stack:
+            if screen is not current:
+                stylesheet.update(screen, animate=animate)
+                screen._css_update_count = self._css_update_count
 
     def compose(self) -> ComposeResult:
         yield Header()

@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
+from assistant.pacing import OneMessagePerStep
 from assistant.widgets import KeyFooter
 
 SEVERITY_STYLE = {"high": "bold red", "medium": "dark_orange", "low": "yellow", "info": "cyan"}
@@ -99,7 +100,7 @@ def samples_text(finding: dict[str, Any]) -> Text:
     return text
 
 
-class DataScreen(Screen):
+class DataScreen(OneMessagePerStep, Screen):
     """The data profile, full screen; Escape goes back to the chat."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -37,6 +37,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
 from textual_plotext import PlotextPlot
 
+from assistant.pacing import OneMessagePerStep
 from assistant.resultsview import number
 from assistant.widgets import TRIAL_COLUMNS, KeyFooter, fill_trials_table
 from tuning_core.judge import metric_name
@@ -216,6 +217,51 @@ class RunHistory:
         }
 
 
+class CurvePlot(PlotextPlot):
+    """A plotext plot whose figure is built in a message of its own, never while the screen
+    draws.
+
+    `PlotextPlot.render` builds the whole figure (plotext's canvas, then Rich's ANSI decoding)
+    each time the widget is drawn: at 160x48 the two plots took about 15 ms of the 45 ms step
+    in which the monitor first appeared (bench/ui_stalls.py). Here `render` returns the figure
+    last built; when the data (`changed`), the size or the theme differ from what it was built
+    for, it shows that one (blank the first time) and asks for a build through the widget's
+    own message queue, which then redraws the plot alone."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._version = 0  # counts the changes of the data
+        self._built: tuple[tuple[Any, ...], Text] | None = None
+        self._build_asked = False
+
+    def changed(self) -> None:
+        """The figure's data changed: build it again."""
+        self._version += 1
+        self.refresh()
+
+    def _wanted(self) -> tuple[Any, ...]:
+        return (self.size, self.app.theme, self._version)
+
+    def render(self) -> Text:
+        if self._built is not None and self._built[0] == self._wanted():
+            return self._built[1]
+        if not self._build_asked:
+            self._build_asked = True
+            self.call_later(self._build)
+        return self._built[1] if self._built is not None else Text("")
+
+    def build_now(self) -> Text:
+        """Build the figure for the current data, size and theme, and keep it."""
+        self._built = (self._wanted(), super().render())
+        return self._built[1]
+
+    def _build(self) -> None:
+        self._build_asked = False
+        if self._built is None or self._built[0] != self._wanted():
+            self.build_now()
+            self.refresh()
+
+
 def duration(seconds: float) -> str:
     """42 s, 3 min 20 s, 1 h 05 min."""
     s = max(0, round(seconds))
@@ -282,7 +328,7 @@ def step_ticks(high: float, count: int = 5) -> list[int]:
     return list(range(0, int(high) + 1, width))
 
 
-class RunMonitorScreen(Screen):
+class RunMonitorScreen(OneMessagePerStep, Screen):
     """Curves, progress and trials of one run, full screen; Escape (or ctrl+t) goes back."""
 
     DEFAULT_CSS = """
@@ -303,7 +349,7 @@ class RunMonitorScreen(Screen):
     RunMonitorScreen.-narrow #monitor-plots {
         layout: vertical;
     }
-    #monitor-plots PlotextPlot {
+    #monitor-plots CurvePlot {
         min-height: 5;
     }
     #monitor-trials-title {
@@ -350,8 +396,8 @@ class RunMonitorScreen(Screen):
             yield Static("", id="monitor-title")
             yield Static(WAITING, id="monitor-line")
             with Horizontal(id="monitor-plots"):
-                yield PlotextPlot(id="loss-plot")
-                yield PlotextPlot(id="metric-plot")
+                yield CurvePlot(id="loss-plot")
+                yield CurvePlot(id="metric-plot")
             yield Static("Trials of the search", id="monitor-trials-title")
             yield DataTable(id="monitor-trials", cursor_type="row", zebra_stripes=True)
         yield KeyFooter()
@@ -359,7 +405,7 @@ class RunMonitorScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#monitor-trials", DataTable).add_columns(*TRIAL_COLUMNS)
         for plot_id in ("#loss-plot", "#metric-plot"):
-            plt = self.query_one(plot_id, PlotextPlot).plt
+            plt = self.query_one(plot_id, CurvePlot).plt
             plt.xlabel("step")
         if self.load_from is not None:
             path = self.load_from / "events.jsonl"
@@ -448,7 +494,7 @@ class RunMonitorScreen(Screen):
         self.plotted = history.curves()
         ticks = step_ticks(history.max_steps) if history.max_steps else None
 
-        loss_plot = self.query_one("#loss-plot", PlotextPlot)
+        loss_plot = self.query_one("#loss-plot", CurvePlot)
         plt = loss_plot.plt
         plt.clear_data()
         plt.title("loss")
@@ -457,9 +503,9 @@ class RunMonitorScreen(Screen):
             if xs:
                 plt.plot(*thin(xs, ys), marker=marker, label=label)
         self._axes(plt, ticks)
-        loss_plot.refresh()
+        loss_plot.changed()
 
-        metric_plot = self.query_one("#metric-plot", PlotextPlot)
+        metric_plot = self.query_one("#metric-plot", CurvePlot)
         plt = metric_plot.plt
         plt.clear_data()
         xs, ys = self.plotted["metric"]
@@ -467,7 +513,7 @@ class RunMonitorScreen(Screen):
         if xs:
             plt.plot(*thin(xs, ys), marker="braille", label=history.metric_label)
         self._axes(plt, ticks)
-        metric_plot.refresh()
+        metric_plot.changed()
 
     def _axes(self, plt: Any, ticks: list[int] | None) -> None:
         if ticks:  # both plots span the whole run, so their steps line up

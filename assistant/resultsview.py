@@ -19,6 +19,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
+from assistant.pacing import OneMessagePerStep
 from assistant.widgets import KeyFooter
 from tuning_core.judge import ECE_CALL_OUT, OTHERS, OVERFIT_GAP, baseline_name, metric_name
 
@@ -237,7 +238,7 @@ def error_detail(error: dict[str, Any]) -> Text:
     return text
 
 
-class ResultsScreen(Screen):
+class ResultsScreen(OneMessagePerStep, Screen):
     """The finished run's results, full screen; Escape goes back to the chat."""
 
     DEFAULT_CSS = """

@@ -35,6 +35,7 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
+from assistant.pacing import OneMessagePerStep
 from assistant.planner import STAGES, plan_rows
 from assistant.store import SessionLocked, SessionStore, clean_title, run_is_active
 from tuning_core.errors import SessionError
@@ -434,7 +435,7 @@ def _described(session_id: str, summary: dict[str, Any]) -> str:
     return f"{session_id} ({title})" if title else session_id
 
 
-class SessionPicker(ModalScreen[str | None]):
+class SessionPicker(OneMessagePerStep, ModalScreen[str | None]):
     """Pick a saved session (its id), or NEW_SESSION; None when dismissed. With a store, `r`
     renames and `d`/`delete` deletes the highlighted session (after asking), and the list is
     read again from the store."""
@@ -599,7 +600,7 @@ class SessionPicker(ModalScreen[str | None]):
         self.app.push_screen(ConfirmDeleteScreen(session_id, summary.get("title") or ""), answered)
 
 
-class TitleScreen(ModalScreen[str | None]):
+class TitleScreen(OneMessagePerStep, ModalScreen[str | None]):
     """Ask for a session's title: Enter gives the cleaned title, Escape None. A title the
     store would refuse (empty, too long) is explained here and not given back."""
 
@@ -636,7 +637,7 @@ class TitleScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class ConfirmDeleteScreen(ModalScreen[bool]):
+class ConfirmDeleteScreen(OneMessagePerStep, ModalScreen[bool]):
     """Asked before a session is deleted; Keep is focused, Escape keeps."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "keep", "Keep")]
@@ -672,7 +673,7 @@ class ConfirmDeleteScreen(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class ReadOnlyScreen(ModalScreen[bool]):
+class ReadOnlyScreen(OneMessagePerStep, ModalScreen[bool]):
     """Asked when the session to open is open in another tunesmith: True to view it read-only
     (nothing typed is saved), False to leave it. Escape cancels."""
 
@@ -729,7 +730,7 @@ class ReadOnlyScreen(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class QuitScreen(ModalScreen[bool]):
+class QuitScreen(OneMessagePerStep, ModalScreen[bool]):
     """Asked when quitting while a run is going: the run carries on without the app."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "stay", "Stay")]

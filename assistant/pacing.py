@@ -1,0 +1,32 @@
+"""Keeping each step of the event loop short when Textual has a burst of work to do.
+
+A Textual message pump takes the messages waiting in its queue one after another without
+giving the event loop a turn in between: `asyncio.Queue.get` returns at once while the queue
+holds something. When a screen is pushed, its pump finds a dozen messages waiting (mount,
+resume, resize of the screen and of each widget), and two of them lay out and draw the whole
+screen. For the results view (five tables) that was one step of 55-60 ms on this machine
+(bench/ui_stalls.py, 2026-11-30), in which no key was read and no frame of another screen drawn.
+
+`OneMessagePerStep` gives the loop a turn after every message, so each message is a step of
+its own (two steps of about 35 ms instead of one of 60 for the results view). Nothing is
+reordered: a pump still handles its own messages in the order they came; other pumps and the
+screen's refresh timer may run in between, as they would had the messages arrived apart.
+
+Switching the theme is one callback, not a burst: `TunesmithApp.refresh_css` splits it in two
+(reparse the stylesheet with the theme's variables, then restyle the widgets; see there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.message import Message
+
+
+class OneMessagePerStep:
+    """Mixin for a Textual `App` or `Screen` (put it first among the bases): the event loop
+    gets a turn after each message the pump handles."""
+
+    async def _dispatch_message(self, message: Message) -> None:
+        await super()._dispatch_message(message)  # type: ignore[misc]
+        await asyncio.sleep(0)

@@ -1,0 +1,158 @@
+"""Long bursts of Textual work split over steps of the event loop (assistant.pacing): each
+message a paced screen handles is a step of its own, and a theme switch reparses in one step and
+restyles in another, every screen included."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+from test_app import SIZE, settle
+from test_resultsview import REPORT, open_session
+from textual.app import App
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Static
+
+from assistant.app import MainScreen, TunesmithApp
+from assistant.pacing import OneMessagePerStep
+from assistant.resultsview import ResultsScreen
+
+
+class LoopTicks:
+    """Counts the iterations of the running event loop: a callback that schedules itself again
+    runs once per iteration."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._loop = asyncio.get_running_loop()
+        self._stopped = False
+        self._loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        if not self._stopped:
+            self.count += 1
+            self._loop.call_soon(self._tick)
+
+    def stop(self) -> None:
+        self._stopped = True
+
+
+class Ping(Message):
+    pass
+
+
+class PlainScreen(Screen):
+    def __init__(self, ticks: LoopTicks) -> None:
+        super().__init__()
+        self.ticks = ticks
+        self.seen: list[int] = []
+
+    def compose(self):
+        yield Static("x")
+
+    def on_mount(self) -> None:
+        for _ in range(4):
+            self.post_message(Ping())
+
+    def on_ping(self, _: Ping) -> None:
+        self.seen.append(self.ticks.count)
+
+
+class PacedScreen(OneMessagePerStep, PlainScreen):
+    pass
+
+
+async def test_a_paced_screen_handles_one_message_per_step_of_the_loop():
+    seen = {}
+    for kind in (PlainScreen, PacedScreen):
+        app = App()
+        async with app.run_test() as pilot:
+            ticks = LoopTicks()
+            screen = kind(ticks)
+            await app.push_screen(screen)
+            await pilot.pause(0.2)
+            ticks.stop()
+            seen[kind] = screen.seen
+    # Textual's own pump takes the four waiting messages in one step; the paced one in four
+    assert len(seen[PlainScreen]) == 4 and len(set(seen[PlainScreen])) == 1
+    assert len(seen[PacedScreen]) == 4 and len(set(seen[PacedScreen])) == 4
+
+
+async def test_a_theme_switch_reparses_and_restyles_in_two_steps_and_reaches_every_screen(home):
+    app = TunesmithApp(home=home, session_id=open_session(home, copy.deepcopy(REPORT)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert isinstance(app.screen, MainScreen)
+        dark_main = app.screen.styles.background
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert isinstance(app.screen, ResultsScreen)
+        dark_results = app.screen.styles.background
+
+        ticks = LoopTicks()
+        when: dict[str, int] = {}
+        stylesheet = app.stylesheet
+        for name in ("reparse", "update"):
+            original = getattr(stylesheet, name)
+
+            def timed(*args, _original=original, _name=name, **kwargs):
+                when.setdefault(_name, ticks.count)
+                return _original(*args, **kwargs)
+
+            setattr(stylesheet, name, timed)
+        await pilot.press("f2")  # from the results view: the chat below must follow too
+        await pilot.pause()
+        ticks.stop()
+        assert not app.current_theme.dark
+        assert when["update"] > when["reparse"]  # a turn of the loop in between
+        light_results = app.screen.styles.background
+        await pilot.press("escape")
+        await pilot.pause()
+        light_main = app.screen.styles.background
+    assert light_results != dark_results and light_main != dark_main
+
+    # the same colours as an app that starts in the light theme
+    fresh = TunesmithApp(home=home, session_id=open_session(home, copy.deepcopy(REPORT)))
+    async with fresh.run_test(size=SIZE) as pilot:
+        await settle(fresh, pilot)
+        assert not fresh.current_theme.dark
+        assert fresh.screen.styles.background == light_main
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert fresh.screen.styles.background == light_results
+
+
+async def test_the_monitor_builds_its_plots_outside_the_frame(home, monkeypatch):
+    from test_monitor import HISTORY, make_session, wait_for
+    from textual_plotext import PlotextPlot
+
+    from assistant.monitor import CurvePlot, RunMonitorScreen
+
+    builds: list[str] = []
+    build = PlotextPlot.render
+
+    def counted(self):
+        builds.append(self.id)
+        return build(self)
+
+    monkeypatch.setattr(PlotextPlot, "render", counted)
+    session_id, run_dir = make_session(home, HISTORY)
+    app = TunesmithApp(home=home, session_id=session_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.pause(0.6)
+        await pilot.press("ctrl+t")
+        plot = app.screen.query_one("#metric-plot", CurvePlot)
+        await wait_for(pilot, lambda: "validation macro-F1" in plot.render().plain)
+        assert isinstance(app.screen, RunMonitorScreen)
+        assert builds.count("metric-plot") == 1  # drawn in several frames, built once
+        before = plot.render()
+
+        # new data: the frame shows the last figure, and the build comes in a step of its own
+        plot.plt.clear_data()
+        plot.plt.plot([1, 2], [0.5, 0.6], label="changed")
+        plot.changed()
+        assert plot.render() is before and builds.count("metric-plot") == 1
+        await wait_for(pilot, lambda: "changed" in plot.render().plain)
+        assert builds.count("metric-plot") == 2
