@@ -35,7 +35,7 @@ from textual.worker import Worker, WorkerState
 
 from assistant.conversation import Conversation
 from assistant.gcpause import GarbagePauses
-from assistant.pacing import OneMessagePerStep
+from assistant.pacing import OneMessagePerStep, PacedScreen
 from assistant.planner import Reply
 from assistant.prompt import PromptInput
 from assistant.settings import DEFAULT_THEME, LIGHT_THEME, Settings
@@ -96,7 +96,7 @@ def terminal_hung_up(fd: int | None = None) -> bool:
         return True
 
 
-class MainScreen(OneMessagePerStep, Screen):
+class MainScreen(PacedScreen, Screen):
     """The app's first screen (chat, plan, prompt), its messages paced as in assistant.pacing."""
 
 

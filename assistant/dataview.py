@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from assistant.pacing import OneMessagePerStep
+from assistant.pacing import PacedScreen
 from assistant.widgets import KeyFooter
 
 SEVERITY_STYLE = {"high": "bold red", "medium": "dark_orange", "low": "yellow", "info": "cyan"}
@@ -100,7 +100,7 @@ def samples_text(finding: dict[str, Any]) -> Text:
     return text
 
 
-class DataScreen(OneMessagePerStep, Screen):
+class DataScreen(PacedScreen, Screen):
     """The data profile, full screen; Escape goes back to the chat."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -37,7 +37,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
 from textual_plotext import PlotextPlot
 
-from assistant.pacing import OneMessagePerStep
+from assistant.pacing import PacedScreen
 from assistant.resultsview import number
 from assistant.widgets import TRIAL_COLUMNS, KeyFooter, fill_trials_table
 from tuning_core.judge import metric_name
@@ -328,7 +328,7 @@ def step_ticks(high: float, count: int = 5) -> list[int]:
     return list(range(0, int(high) + 1, width))
 
 
-class RunMonitorScreen(OneMessagePerStep, Screen):
+class RunMonitorScreen(PacedScreen, Screen):
     """Curves, progress and trials of one run, full screen; Escape (or ctrl+t) goes back."""
 
     DEFAULT_CSS = """

@@ -12,6 +12,11 @@ its own (two steps of about 35 ms instead of one of 60 for the results view). No
 reordered: a pump still handles its own messages in the order they came; other pumps and the
 screen's refresh timer may run in between, as they would had the messages arrived apart.
 
+`PacedScreen` adds one more saving for screens: it starts with the breakpoint classes
+(`-narrow`, `-wide`, ... from the app's HORIZONTAL_BREAKPOINTS) for the terminal's present
+size. Textual sets them on the screen's first resize, after the first layout, and the change of
+classes restyles and redraws the whole screen once more.
+
 Switching the theme is one callback, not a burst: `TunesmithApp.refresh_css` splits it in two
 (reparse the stylesheet with the theme's variables, then restyle the widgets; see there).
 """
@@ -19,6 +24,7 @@ Switching the theme is one callback, not a burst: `TunesmithApp.refresh_css` spl
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from textual.message import Message
 
@@ -30,3 +36,31 @@ class OneMessagePerStep:
     async def _dispatch_message(self, message: Message) -> None:
         await super()._dispatch_message(message)  # type: ignore[misc]
         await asyncio.sleep(0)
+
+
+class PacedScreen(OneMessagePerStep):
+    """Mixin for a Textual `Screen` (first among the bases): one message per step, and the
+    breakpoint classes for the present terminal size from the start."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        try:
+            app = self.app  # type: ignore[attr-defined]
+        except Exception:  # made outside a running app (a test): Textual sets them on resize
+            return
+        width, height = app.size
+        for dimension, breakpoints in (
+            (width, self.HORIZONTAL_BREAKPOINTS or app.HORIZONTAL_BREAKPOINTS),  # type: ignore[attr-defined]
+            (height, self.VERTICAL_BREAKPOINTS or app.VERTICAL_BREAKPOINTS),  # type: ignore[attr-defined]
+        ):
+            chosen = breakpoint_class(dimension, breakpoints or [])
+            if chosen:
+                self.add_class(chosen)  # type: ignore[attr-defined]
+
+
+def breakpoint_class(dimension: int, breakpoints: list[tuple[int, str]]) -> str | None:
+    """The class of the largest breakpoint at or below `dimension`, as Textual picks it."""
+    for threshold, name in sorted(breakpoints, reverse=True):
+        if dimension >= threshold:
+            return name
+    return None

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from assistant.pacing import OneMessagePerStep
+from assistant.pacing import PacedScreen
 from assistant.widgets import KeyFooter
 from tuning_core.judge import ECE_CALL_OUT, OTHERS, OVERFIT_GAP, baseline_name, metric_name
 
@@ -238,7 +238,7 @@ def error_detail(error: dict[str, Any]) -> Text:
     return text
 
 
-class ResultsScreen(OneMessagePerStep, Screen):
+class ResultsScreen(PacedScreen, Screen):
     """The finished run's results, full screen; Escape goes back to the chat."""
 
     DEFAULT_CSS = """
@@ -330,7 +330,9 @@ class ResultsScreen(OneMessagePerStep, Screen):
         self._fill_confusion()
         self._fill_baselines()
         self._fill_tasks()
-        self._fill_errors()
+        # the errors table, at the bottom, is filled after the first frame: the screen's first
+        # layout and drawing is then one step of about 30 ms, not 40 (bench/ui_stalls.py)
+        self.call_after_refresh(self._fill_errors)
 
     def _fill_per_class(self) -> None:
         table = self.query_one("#per-class", DataTable)

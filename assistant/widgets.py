@@ -35,7 +35,7 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
-from assistant.pacing import OneMessagePerStep
+from assistant.pacing import PacedScreen
 from assistant.planner import STAGES, plan_rows
 from assistant.store import SessionLocked, SessionStore, clean_title, run_is_active
 from tuning_core.errors import SessionError
@@ -435,7 +435,7 @@ def _described(session_id: str, summary: dict[str, Any]) -> str:
     return f"{session_id} ({title})" if title else session_id
 
 
-class SessionPicker(OneMessagePerStep, ModalScreen[str | None]):
+class SessionPicker(PacedScreen, ModalScreen[str | None]):
     """Pick a saved session (its id), or NEW_SESSION; None when dismissed. With a store, `r`
     renames and `d`/`delete` deletes the highlighted session (after asking), and the list is
     read again from the store."""
@@ -600,7 +600,7 @@ class SessionPicker(OneMessagePerStep, ModalScreen[str | None]):
         self.app.push_screen(ConfirmDeleteScreen(session_id, summary.get("title") or ""), answered)
 
 
-class TitleScreen(OneMessagePerStep, ModalScreen[str | None]):
+class TitleScreen(PacedScreen, ModalScreen[str | None]):
     """Ask for a session's title: Enter gives the cleaned title, Escape None. A title the
     store would refuse (empty, too long) is explained here and not given back."""
 
@@ -637,7 +637,7 @@ class TitleScreen(OneMessagePerStep, ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class ConfirmDeleteScreen(OneMessagePerStep, ModalScreen[bool]):
+class ConfirmDeleteScreen(PacedScreen, ModalScreen[bool]):
     """Asked before a session is deleted; Keep is focused, Escape keeps."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "keep", "Keep")]
@@ -673,7 +673,7 @@ class ConfirmDeleteScreen(OneMessagePerStep, ModalScreen[bool]):
         self.dismiss(False)
 
 
-class ReadOnlyScreen(OneMessagePerStep, ModalScreen[bool]):
+class ReadOnlyScreen(PacedScreen, ModalScreen[bool]):
     """Asked when the session to open is open in another tunesmith: True to view it read-only
     (nothing typed is saved), False to leave it. Escape cancels."""
 
@@ -730,7 +730,7 @@ class ReadOnlyScreen(OneMessagePerStep, ModalScreen[bool]):
         self.dismiss(False)
 
 
-class QuitScreen(OneMessagePerStep, ModalScreen[bool]):
+class QuitScreen(PacedScreen, ModalScreen[bool]):
     """Asked when quitting while a run is going: the run carries on without the app."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "stay", "Stay")]

@@ -156,3 +156,16 @@ async def test_the_monitor_builds_its_plots_outside_the_frame(home, monkeypatch)
         assert plot.render() is before and builds.count("metric-plot") == 1
         await wait_for(pilot, lambda: "changed" in plot.render().plain)
         assert builds.count("metric-plot") == 2
+
+
+async def test_a_pushed_screen_starts_with_the_breakpoint_class_textual_gives_it(home):
+    for size, expected in (((80, 24), "-narrow"), ((100, 32), "-wide"), ((160, 48), "-wider")):
+        app = TunesmithApp(home=home, session_id=open_session(home, copy.deepcopy(REPORT)))
+        async with app.run_test(size=size) as pilot:
+            await settle(app, pilot)
+            made = ResultsScreen(app.conversation.state)
+            assert expected in made.classes  # before its first layout and resize
+            await pilot.press("ctrl+r")
+            await pilot.pause()
+            shown = {c for c in app.screen.classes if c.startswith("-") and "mode" not in c}
+            assert shown == {expected}  # what Textual set on resize: the same, and only it
