@@ -51,6 +51,7 @@ def run(pruner: str, plan: dict, data: dict, work: Path) -> dict:
     result = search.run_search(plan, data, work, pruner=pruner)
     seconds = time.monotonic() - t0
     trials = result["trials"]
+    study = load_study(work)
     # the chosen model's test score: the best validation score of a small validation set is a
     # maximum over noisy evaluations, and longer trials draw more of them
     best_report = json.loads((Path(result["best"]["run_dir"]) / "report.json").read_text())
@@ -64,9 +65,31 @@ def run(pruner: str, plan: dict, data: dict, work: Path) -> dict:
         "seconds": round(seconds, 1),
         "trials": [
             {k: t[k] for k in ("number", "state", "value", "epochs_reported", "params")}
+            | trial_record(study, work, t["number"], plan.get("metric", "macro_f1"))
             for t in trials
         ],
     }
+
+
+def load_study(work: Path):
+    import optuna
+
+    return optuna.load_study(
+        study_name=search.STUDY_NAME, storage=f"sqlite:///{(work / 'study.db').resolve()}"
+    )
+
+
+def trial_record(study, work: Path, number: int, metric: str) -> dict:
+    """A trial's validation curve (metric after each epoch, read from the study) and, where it
+    finished, its model's test score: enough to replay other pruning rules on this search."""
+    trial = study.trials[number]
+    sign = search.score_sign(metric)
+    curve = {str(s): round(sign * v, 4) for s, v in sorted(trial.intermediate_values.items())}
+    report = work / "trials" / f"trial-{number}" / "report.json"
+    test = None
+    if report.exists():
+        test = json.loads(report.read_text()).get("test", {}).get(metric)
+    return {"curve": curve, "test": test}
 
 
 def summarise(rows: int, trials: int, seed: int, epochs_budget: bool = False) -> dict:
