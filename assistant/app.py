@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,8 +48,10 @@ from assistant.widgets import (
     PlanPanel,
     QuitScreen,
     ReadOnlyScreen,
+    RenderedOnce,
     RunPanel,
     SessionPicker,
+    markdown,
 )
 from tuning_core import runs
 from tuning_core.errors import TuningError
@@ -63,11 +65,13 @@ BIG_BACKLOG_BYTES = 1 << 20  # a followed run's events file larger than this is 
 
 @dataclass
 class RepliesReady(Message):
-    """A conversation call finished in its worker thread."""
+    """A conversation call finished in its worker thread; `contents`: the replies' Markdown,
+    rendered there for the chat's width (empty: rendered when shown)."""
 
     conversation: Conversation
     job: str
     replies: list[Reply]
+    contents: list[RenderedOnce] = field(default_factory=list)
 
 
 @dataclass
@@ -142,6 +146,7 @@ class TunesmithApp(OneMessagePerStep, App):
         self._oldest_shown: int | None = None  # the number of the oldest turn in the chat
         self._newest_saved = 0  # read-only: the newest turn shown, to catch up from
         self._gc = GarbagePauses()  # the collector kept out of the frames (assistant.gcpause)
+        self.message_widths: dict[str, int] = {}  # per role, the chat message's last width
         self.settings = Settings(Path(home))
         saved_theme = self.settings.get("theme", DEFAULT_THEME)
         if saved_theme in self.available_themes:
@@ -510,7 +515,7 @@ class TunesmithApp(OneMessagePerStep, App):
                 self.call_from_thread(self._set_working, text)
 
         def early(reply: Reply) -> None:  # shown while the turn's slow part still runs
-            self.post_message(RepliesReady(conversation, "early", [reply]))
+            self.post_message(RepliesReady(conversation, "early", [reply], self._render([reply])))
 
         def saved() -> None:  # the person's turn is committed: show it
             self.post_message(TurnSaved(conversation, arg))
@@ -524,12 +529,30 @@ class TunesmithApp(OneMessagePerStep, App):
             replies = conversation.opening()
         else:
             replies = conversation.finish_run(arg)
-        self.post_message(RepliesReady(conversation, job, replies))
+        self.post_message(RepliesReady(conversation, job, replies, self._render(replies)))
+
+    def _render(self, replies: list[Reply]) -> list[RenderedOnce]:
+        """The replies' Markdown rendered here, in the conversation's thread, for the width the
+        last assistant message had: a long reply (the data profile's tables) took 15-30 ms of
+        the screen update that first showed it (bench/ui_stalls.py). Where the width has
+        changed by then, the widget renders again for its own, as it would have anyway."""
+        width = self.message_widths.get("assistant")
+        contents = [markdown(r.text) for r in replies]
+        if width:
+            for content in contents:
+                content.prerender(self.console, width)
+        return contents
 
     async def on_replies_ready(self, message: RepliesReady) -> None:
         if message.conversation is not self.conversation:
             return  # from a session that is no longer open
-        await self._show([ChatMessage("assistant", r.text, r.kind) for r in message.replies])
+        contents = message.contents or [None] * len(message.replies)
+        await self._show(
+            [
+                ChatMessage("assistant", r.text, r.kind, content)
+                for r, content in zip(message.replies, contents, strict=True)
+            ]
+        )
         if message.job == "finish":
             self.query_one(RunPanel).display = False
             self._followed = self._finishing = None

@@ -73,6 +73,12 @@ class RenderedOnce:
 
         return Measurement.get(console, options, self.renderable)
 
+    def prerender(self, console, width: int) -> None:
+        """Render for `width` cells now (in a worker thread, say), as Textual will ask for it
+        when the widget is that wide: the first screen update after mounting then draws from
+        the kept segments instead of rendering the Markdown on the event loop."""
+        list(self.__rich_console__(console, console.options.update_width(width)))
+
 
 class ChatMessage(Static):
     """One turn of the conversation; `role` is user or assistant, `kind` the reply kind.
@@ -82,13 +88,27 @@ class ChatMessage(Static):
     holding the event loop for a few hundred (bench/ui_stalls.py). It is rendered once per width
     (`RenderedOnce`)."""
 
-    def __init__(self, role: str, text: str, kind: str = "text") -> None:
+    def __init__(
+        self, role: str, text: str, kind: str = "text", content: RenderedOnce | None = None
+    ) -> None:
+        """`content`: the text's `markdown(text)`, maybe rendered already (`prerender`)."""
         if role == "user" and not text.strip():
             text = "*↵ (Enter: take the default)*"
         self.source = text
-        super().__init__(RenderedOnce(RichMarkdown(text)), classes=f"message {role} {kind}")
+        super().__init__(content or markdown(text), classes=f"message {role} {kind}")
         self.role = role
         self.kind = kind
+
+    def on_resize(self) -> None:
+        # the width the next message of this role will most likely get (see `prerender`)
+        widths = getattr(self.app, "message_widths", None)
+        if widths is not None:
+            widths[self.role] = self.content_region.width
+
+
+def markdown(text: str) -> RenderedOnce:
+    """A chat message's content: `text` as Markdown, rendered once per width."""
+    return RenderedOnce(RichMarkdown(text))
 
 
 class KeyFooter(Widget, can_focus=False):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 
-from test_app import SIZE, settle
+from test_app import SIZE, say, settle
 from test_resultsview import REPORT, open_session
 from textual.app import App
 from textual.message import Message
@@ -169,3 +169,41 @@ async def test_a_pushed_screen_starts_with_the_breakpoint_class_textual_gives_it
             await pilot.pause()
             shown = {c for c in app.screen.classes if c.startswith("-") and "mode" not in c}
             assert shown == {expected}  # what Textual set on resize: the same, and only it
+
+
+async def test_a_reply_is_rendered_in_the_conversations_thread_for_the_chats_width(
+    home, monkeypatch
+):
+    import threading
+
+    from rich.markdown import Markdown
+
+    from assistant.widgets import RenderedOnce
+
+    renders: list[tuple[str, str, int]] = []  # (thread, markdown, width) of each actual render
+    render = RenderedOnce.__rich_console__
+
+    def counted(self, console, options):
+        key = (options.max_width, options.justify, options.overflow, options.no_wrap)
+        if key not in self._rendered and isinstance(self.renderable, Markdown):
+            renders.append((threading.current_thread().name, self.renderable.markup, key[0]))
+        return render(self, console, options)
+
+    monkeypatch.setattr(RenderedOnce, "__rich_console__", counted)
+    app = TunesmithApp(home)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        width = app.message_widths["assistant"]  # known from the opening message
+        replies = await say(app, pilot, "help")
+        await pilot.pause()
+        assert replies and all(m.content_region.width == width for m in replies)
+        main = threading.main_thread().name
+        for message in replies:
+            made = [(thread, w) for thread, text, w in renders if text == message.source]
+            assert made and made[0][0] != main and made[0][1] == width, made
+            assert (main, width) not in made  # drawn from the segments kept
+            # the segments are the ones Textual's own rendering gives
+            options = app.console.options.update_width(width)
+            assert message.content._rendered[(width, None, None, False)] == list(
+                app.console.render(Markdown(message.source), options)
+            )
