@@ -11,6 +11,7 @@ writes; a session another tunesmith has open is refused with a message).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -252,7 +253,19 @@ class PlanPanel(Vertical, can_focus=True):
         yield Static("", id="plan-table")
         yield Static("", id="session-line")
 
+    _shown: str | None = None  # what `show` drew last
+
     def show(self, state: Any, session_id: str) -> None:
+        # shown after every reply: when nothing it draws has changed, nothing is redrawn (a new
+        # table would be rendered and laid out again on the event loop)
+        shown = json.dumps(
+            [state.stage, session_id, state.plan, sorted(state.changed), state.spec],
+            sort_keys=True,
+            default=str,
+        )
+        if shown == self._shown:
+            return
+        self._shown = shown
         stages = Text()
         for i, name in enumerate(STAGES):
             if i:

@@ -207,3 +207,23 @@ async def test_a_reply_is_rendered_in_the_conversations_thread_for_the_chats_wid
             assert message.content._rendered[(width, None, None, False)] == list(
                 app.console.render(Markdown(message.source), options)
             )
+
+
+async def test_the_plan_pane_is_redrawn_only_when_what_it_shows_changes(home):
+    from assistant.widgets import PlanPanel
+    from tuning_core.plan import Plan
+
+    app = TunesmithApp(home)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        panel = app.query_one(PlanPanel)
+        table = app.query_one("#plan-table", Static)
+        state = app.conversation.state
+        state.plan = Plan().to_dict()
+        panel.show(state, app.conversation.session_id)
+        drawn = table.content
+        app._refresh_side()  # as after every reply: shown again, unchanged
+        assert table.content is drawn
+        state.plan = Plan(learning_rate=3e-5).to_dict()
+        panel.show(state, app.conversation.session_id)
+        assert table.content is not drawn
