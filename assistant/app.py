@@ -146,7 +146,7 @@ class TunesmithApp(OneMessagePerStep, App):
         self._oldest_shown: int | None = None  # the number of the oldest turn in the chat
         self._newest_saved = 0  # read-only: the newest turn shown, to catch up from
         self._gc = GarbagePauses()  # the collector kept out of the frames (assistant.gcpause)
-        self.message_widths: dict[str, int] = {}  # per role, the chat message's last width
+        self.message_widths: dict[str, list[int]] = {}  # per role, a message's likely widths
         self.settings = Settings(Path(home))
         saved_theme = self.settings.get("theme", DEFAULT_THEME)
         if saved_theme in self.available_themes:
@@ -532,13 +532,13 @@ class TunesmithApp(OneMessagePerStep, App):
         self.post_message(RepliesReady(conversation, job, replies, self._render(replies)))
 
     def _render(self, replies: list[Reply]) -> list[RenderedOnce]:
-        """The replies' Markdown rendered here, in the conversation's thread, for the width the
-        last assistant message had: a long reply (the data profile's tables) took 15-30 ms of
-        the screen update that first showed it (bench/ui_stalls.py). Where the width has
-        changed by then, the widget renders again for its own, as it would have anyway."""
-        width = self.message_widths.get("assistant")
+        """The replies' Markdown rendered here, in the conversation's thread, for the widths
+        the last assistant message had or will have (`ChatMessage.on_resize`): a long reply
+        (the data profile's tables) took 15-30 ms of the screen update that first showed it
+        (bench/ui_stalls.py). Where the width has changed by then, the widget renders again
+        for its own, as it would have anyway."""
         contents = [markdown(r.text) for r in replies]
-        if width:
+        for width in self.message_widths.get("assistant", []):
             for content in contents:
                 content.prerender(self.console, width)
         return contents

@@ -101,10 +101,16 @@ class ChatMessage(Static):
         self.kind = kind
 
     def on_resize(self) -> None:
-        # the width the next message of this role will most likely get (see `prerender`)
+        # the widths the next message of this role will most likely get (see `prerender`): its
+        # own, and while the chat does not scroll yet, the narrower one it takes once it does
+        # (every message is drawn again then, in one screen update)
         widths = getattr(self.app, "message_widths", None)
         if widths is not None:
-            widths[self.role] = self.content_region.width
+            width = self.content_region.width
+            chat = self.parent
+            scrolls = chat is None or getattr(chat, "show_vertical_scrollbar", True)
+            bar = 0 if scrolls else chat.styles.scrollbar_size_vertical
+            widths[self.role] = [width, width - bar] if bar else [width]
 
 
 def markdown(text: str) -> RenderedOnce:

@@ -193,7 +193,10 @@ async def test_a_reply_is_rendered_in_the_conversations_thread_for_the_chats_wid
     app = TunesmithApp(home)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        width = app.message_widths["assistant"]  # known from the opening message
+        width = app.message_widths["assistant"][0]  # known from the opening message
+        # the chat does not scroll yet: also the width it will have once it does
+        bar = app.query_one("#chat").styles.scrollbar_size_vertical
+        assert bar and app.message_widths["assistant"] == [width, width - bar]
         replies = await say(app, pilot, "help")
         await pilot.pause()
         assert replies and all(m.content_region.width == width for m in replies)
