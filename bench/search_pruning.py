@@ -7,7 +7,9 @@ TweetEval emotion with the embedded MiniLM, run once per pruner:
   median     the search's default: a trial stops when its metric after an epoch is below the
              median of earlier trials at that epoch (3 startup trials, no verdict before epoch 2)
   asha       successive halving with epochs as the budget: rungs at 2 and 6 epochs, the top
-             third of like trials go on (with --epochs-budget)
+             third of like trials go on, each judged against the others where they had come
+             as far along their learning-rate schedules (with --epochs-budget; a row without
+             "compare" is from the first version, which compared by epoch)
   hyperband  Hyperband over epochs (reduction factor 3)
 
 With --epochs-budget, `epochs` leaves the search space and every trial, pruned or not, gets the
@@ -166,6 +168,8 @@ def main() -> int:
             row = run(pruner, plan, data, Path(tmp) / pruner)
             row |= {"rows": args.rows, "n_trials": args.trials, "seed": args.seed}
             row["epochs_budget"] = args.epochs_budget
+            if pruner == "asha":
+                row["compare"] = search.ASHA_COMPARE
             row["search_space"] = plan["search_space"]
             with open(RESULTS / "search_pruning.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
@@ -188,7 +192,8 @@ def write_summary(args) -> int:
     for name, row in summary["runs"].items():
         line = (
             f"emotion {args.rows} rows, {args.trials} trials, seed {args.seed}"
-            f"{', epochs as budget' if args.epochs_budget else ''}, pruner {name}: "
+            f"{', epochs as budget' if args.epochs_budget else ''}, pruner {name}"
+            f"{' (compared by ' + row['compare'] + ')' if row.get('compare') else ''}: "
             f"best validation macro-F1 {row['best_value']:.4f}, {row['epochs_run']} epochs "
             f"trained, {row['pruned']} pruned, {row['seconds']:.0f} s"
         )

@@ -142,6 +142,68 @@ def test_asha_keeps_the_top_third_of_like_trials_at_each_rung():
     assert not ahead.should_prune()
 
 
+@pytest.mark.parametrize("scheduler", ["linear", "cosine", "constant_with_warmup", "constant"])
+def test_lr_area_is_the_sum_of_the_learning_rates_transformers_schedules(scheduler):
+    import torch
+    from transformers import get_scheduler
+
+    plan = {"learning_rate": 3e-4, "epochs": 4.0, "warmup": 0.1, "scheduler": scheduler}
+    per_epoch, total = 1000, 4000
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=3e-4)
+    warmup = 0 if scheduler == "constant" else int(0.1 * total)
+    schedule = get_scheduler(scheduler, optimizer, warmup, total)
+    rates = []
+    for _ in range(total):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    for epoch in (0.2, 0.4, 1.0, 2.5, 4.0):
+        summed = sum(rates[: round(epoch * per_epoch)]) / per_epoch
+        assert search.lr_area(plan, epoch) == pytest.approx(summed, rel=0.01, abs=1e-7)
+        assert search.epoch_at_area(plan, search.lr_area(plan, epoch)) == pytest.approx(
+            epoch, abs=1e-3
+        )
+    assert search.epoch_at_area(plan, search.lr_area(plan, 4.0) * 1.01) is None
+
+
+def test_asha_judges_a_slow_learning_rate_where_the_others_had_come_as_far():
+    """At epoch 2 a trial at a quarter of the learning rate has moved as far as a trial at the
+    full rate had after half an epoch: there is nothing to compare it with yet, so it goes on
+    (by epoch it would have been stopped). At epoch 6 it is compared with the fast trial at the
+    epoch where that one had come as far."""
+
+    def plan(lr):
+        return {"learning_rate": lr, "epochs": 15.0, "warmup": 0.0, "scheduler": "linear"}
+
+    verdicts = {}
+    for compare in ("progress", "epoch"):
+        study = optuna.create_study(
+            direction="maximize", pruner=search.asha_pruner(2, 3, compare=compare)
+        )
+        for lr, curve in ((1e-4, [0.5, 0.6, 0.62, 0.63, 0.64, 0.64]), (1e-4, [0.4, 0.55])):
+            fast = study.ask()
+            fast.set_user_attr("plan", plan(lr))
+            for step, value in enumerate(curve, start=1):
+                fast.report(value, step)
+            study.tell(fast, max(curve))
+        slow = study.ask()
+        slow.set_user_attr("plan", plan(2.5e-5))
+        slow.report(0.2, 1)
+        slow.report(0.35, 2)
+        verdicts[compare] = slow.should_prune()
+        if compare == "progress":
+            for step, value in ((3, 0.45), (4, 0.5), (5, 0.55), (6, 0.58)):
+                slow.report(value, step)
+            # epoch 6 at a quarter of the rate: the fast trials had come as far at about
+            # epoch 1.25, that is by epoch 1 (0.5, 0.4): 0.58 is the best of the three
+            assert search.epoch_at_area(
+                plan(1e-4), search.lr_area(plan(2.5e-5), 6)
+            ) == pytest.approx(1.25, abs=0.01)
+            assert not slow.should_prune()
+            slow.report(0.4, 7)
+    assert verdicts == {"progress": False, "epoch": True}
+
+
 def test_epochs_as_budget_gives_every_trial_the_longest_schedule():
     plan = {"epochs": 3.0, "search_space": {**SPACE}}
     fixed = search.epochs_as_budget(plan)

@@ -24,6 +24,7 @@ optuna and the recipe's libraries are imported inside the functions.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -147,22 +148,86 @@ def epochs_as_budget(plan: dict) -> dict:
     return {**plan, "epochs": float(epochs["high"]), "search_space": space}
 
 
-def asha_pruner(min_epochs: int = 2, reduction_factor: int = 3):
+def lr_area(plan: dict, epoch: float) -> float:
+    """The area under a plan's learning-rate schedule from the start to `epoch` (in epochs
+    times learning rate): how far the optimiser has been allowed to move by then. Warmup is
+    the plan's share of the schedule; linear, cosine and constant decay as in transformers."""
+    lr = float(plan["learning_rate"])
+    total = float(plan["epochs"])
+    scheduler = plan.get("scheduler", "linear")
+    warm = 0.0 if scheduler == "constant" else float(plan.get("warmup", 0.0)) * total
+    t = min(max(epoch, 0.0), total)
+    if t <= warm:
+        return lr * t * t / (2 * warm) if warm else 0.0
+    area, x, rest = lr * warm / 2, t - warm, total - warm
+    if scheduler == "linear":
+        return area + lr * (x - x * x / (2 * rest))
+    if scheduler == "cosine":
+        return area + lr / 2 * (x + rest / math.pi * math.sin(math.pi * x / rest))
+    return area + lr * x  # constant, constant_with_warmup
+
+
+def epoch_at_area(plan: dict, area: float) -> float | None:
+    """The epoch at which `lr_area(plan, epoch)` reaches `area`; None if it never does."""
+    total = float(plan["epochs"])
+    if lr_area(plan, total) < area:
+        return None
+    low, high = 0.0, total
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if lr_area(plan, middle) < area else (low, middle)
+    return high
+
+
+ASHA_COMPARE = "progress"  # how `asha` judges a trial against the others (see asha_pruner)
+
+
+def asha_pruner(min_epochs: int = 2, reduction_factor: int = 3, compare: str = ASHA_COMPARE):
     """Asynchronous successive halving (Li et al. 2020, "A System for Massively Parallel
     Hyperparameter Tuning"), with epochs as the budget and trials judged among like trials.
 
     Rungs are at `min_epochs` * `reduction_factor`**k epochs (2, 6, 18, ...). At a rung a trial
     goes on only if its best metric so far is among the top 1/`reduction_factor` of the trials
-    with the same `CURVE_SHAPING` options that reached that rung (any state, itself included);
-    while fewer than `reduction_factor` have, it goes on only if it is the best of them (as
-    Optuna's SuccessiveHalvingPruner does). Like trials: under gradual unfreezing the first
-    epochs train the top layers only, so such a trial trails full fine-tuning early (see
-    `CURVE_SHAPING`)."""
-    import optuna
+    with the same `CURVE_SHAPING` options that can be compared with it (itself included); while
+    fewer than `reduction_factor` can, it goes on only if it is the best of them (as Optuna's
+    SuccessiveHalvingPruner does). Like trials: under gradual unfreezing the first epochs train
+    the top layers only, so such a trial trails full fine-tuning early (see `CURVE_SHAPING`).
 
-    def best_by(t, step: int) -> float | None:
-        values = [v for s, v in t.intermediate_values.items() if s <= step]
+    `compare="epoch"` judges the others by their best metric by the same epoch. A trial with a
+    low learning rate then always looks behind early, although on emotion-400 the best trials
+    of the unpruned search had the lowest rates and overtook the rest after epoch 6
+    (bench/RESULTS.md, 2026-11-30): ASHA stopped them at epoch 2 and ended 1.32 points below.
+    `compare="progress"` (the default) judges the others by their best metric by the epoch at
+    which they had come as far along their own learning-rate schedules (`lr_area`) as this
+    trial has at the rung: the same distance the optimiser was allowed to move. A finished
+    trial that never came that far counts with its best; an unfinished one, or one not yet
+    that far, is left out. Trials without a recorded plan are compared by epoch."""
+    import optuna
+    from optuna.trial import TrialState
+
+    def best_by(t, step: float) -> float | None:
+        values = [v for s, v in t.intermediate_values.items() if s <= step + 1e-9]
         return max(values) if values else None
+
+    def plan_of(t) -> dict | None:
+        plan = t.user_attrs.get("plan")
+        if compare != "progress" or not plan or "learning_rate" not in plan:
+            return None
+        return plan
+
+    def comparable(t, mine: dict | None, rung: int) -> float | None:
+        """`t`'s best metric where it had come as far as this trial at `rung`, or None."""
+        theirs = plan_of(t)
+        if mine is None or theirs is None:
+            return best_by(t, rung) if max(t.intermediate_values, default=0) >= rung else None
+        at = epoch_at_area(theirs, lr_area(mine, rung))
+        reached = max(t.intermediate_values, default=0)
+        if at is None or math.floor(at + 1e-9) > reached:
+            if t.state == TrialState.COMPLETE and t.intermediate_values:
+                return max(t.intermediate_values.values())
+            return None
+        step = math.floor(at + 1e-9)
+        return best_by(t, step) if step >= 1 else None
 
     class ShapeMatchedASHA(optuna.pruners.BasePruner):
         def prune(self, study, trial) -> bool:
@@ -177,13 +242,13 @@ def asha_pruner(min_epochs: int = 2, reduction_factor: int = 3):
             sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
             shape = curve_shape(trial)
             mine = best_by(trial, step)
+            plan = plan_of(trial)
             values = [
                 sign * v
                 for t in study.get_trials(deepcopy=False)
                 if t.number != trial.number
                 and curve_shape(t) == shape
-                and max(t.intermediate_values, default=0) >= rung
-                and (v := best_by(t, rung)) is not None
+                and (v := comparable(t, plan, rung)) is not None
             ]
             values.append(sign * mine)
             values.sort(reverse=True)
@@ -201,7 +266,7 @@ def _pruner(name: str, max_epochs: int):
         # the first epoch says little, least of all with gradual unfreezing (head only)
         return matched_median_pruner(n_startup_trials=2, n_warmup_steps=2)
     if name == "asha":
-        return asha_pruner(min_epochs=2, reduction_factor=3)
+        return asha_pruner(min_epochs=2, reduction_factor=3, compare=ASHA_COMPARE)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=2, max_resource=max(2, max_epochs), reduction_factor=3
