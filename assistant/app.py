@@ -16,6 +16,7 @@ closes (and so unlocks) a session when it switches to another or exits.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -167,12 +168,12 @@ class TunesmithApp(OneMessagePerStep, App):
 
         Textual reparses every stylesheet with the theme's variables and restyles every widget
         of every screen in one callback: 45-50 ms on this machine with the chat, the plan and
-        the key bar (bench/ui_stalls.py). Here the reparse happens now and the restyle comes
-        as a message of its own, so the event loop gets a turn in between."""
+        the key bar (bench/ui_stalls.py). Here the reparse happens now and the restyle in a
+        later turn of the event loop."""
         stylesheet = self.stylesheet
         stylesheet.set_variables(self.get_css_variables())
         stylesheet.reparse()
-        self.call_later(self._restyle, animate)
+        asyncio.get_running_loop().call_soon(self._restyle, animate)
 
     def _restyle(self, animate: bool) -> None:
         """The second half of `refresh_css`: what Textual does after its reparse."""

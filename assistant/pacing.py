@@ -7,8 +7,11 @@ resume, resize of the screen and of each widget), and two of them lay out and dr
 screen. For the results view (five tables) that was one step of 55-60 ms on this machine
 (bench/ui_stalls.py, 2026-11-30), in which no key was read and no frame of another screen drawn.
 
-`OneMessagePerStep` gives the loop a turn after every message, so each message is a step of
-its own (two steps of about 35 ms instead of one of 60 for the results view). Nothing is
+`OneMessagePerStep` gives the loop a turn once the messages handled since the last turn have
+taken `STEP_BUDGET_S` (10 ms), so a costly message ends a step of its own (two steps of about
+35 ms instead of one of 60 for the results view), while a run of cheap ones is still taken in
+bulk. (A turn after every message starved the app's own timers when a hung-up terminal flooded
+its queue with input: the app no longer noticed that its terminal had closed.) Nothing is
 reordered: a pump still handles its own messages in the order they came; other pumps and the
 screen's refresh timer may run in between, as they would had the messages arrived apart.
 
@@ -18,24 +21,36 @@ size. Textual sets them on the screen's first resize, after the first layout, an
 classes restyles and redraws the whole screen once more.
 
 Switching the theme is one callback, not a burst: `TunesmithApp.refresh_css` splits it in two
-(reparse the stylesheet with the theme's variables, then restyle the widgets; see there).
+(reparse the stylesheet with the theme's variables, then restyle the widgets in a later turn
+of the loop; see there).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from textual.message import Message
 
+STEP_BUDGET_S = 0.010
+
 
 class OneMessagePerStep:
     """Mixin for a Textual `App` or `Screen` (put it first among the bases): the event loop
-    gets a turn after each message the pump handles."""
+    gets a turn once the messages handled since its last turn have taken `STEP_BUDGET_S`."""
+
+    _spent_s = 0.0  # handling messages since the loop's last turn
 
     async def _dispatch_message(self, message: Message) -> None:
+        started = time.perf_counter()
         await super()._dispatch_message(message)  # type: ignore[misc]
-        await asyncio.sleep(0)
+        self._spent_s += time.perf_counter() - started
+        if self._spent_s >= STEP_BUDGET_S:
+            self._spent_s = 0.0
+            await asyncio.sleep(0)
+        elif self._message_queue.empty():  # type: ignore[attr-defined]
+            self._spent_s = 0.0  # the pump waits for the next message: the loop gets its turn
 
 
 class PacedScreen(OneMessagePerStep):

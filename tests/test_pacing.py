@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 
 from test_app import SIZE, say, settle
 from test_resultsview import REPORT, open_session
@@ -15,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from assistant.app import MainScreen, TunesmithApp
-from assistant.pacing import OneMessagePerStep
+from assistant.pacing import STEP_BUDGET_S, OneMessagePerStep
 from assistant.resultsview import ResultsScreen
 
 
@@ -39,23 +40,29 @@ class LoopTicks:
 
 
 class Ping(Message):
-    pass
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds  # how long handling it takes
 
 
 class PlainScreen(Screen):
-    def __init__(self, ticks: LoopTicks) -> None:
+    def __init__(self, ticks: LoopTicks, pings: list[float]) -> None:
         super().__init__()
         self.ticks = ticks
+        self.pings = pings
         self.seen: list[int] = []
 
     def compose(self):
         yield Static("x")
 
     def on_mount(self) -> None:
-        for _ in range(4):
-            self.post_message(Ping())
+        for seconds in self.pings:
+            self.post_message(Ping(seconds))
 
-    def on_ping(self, _: Ping) -> None:
+    def on_ping(self, ping: Ping) -> None:
+        until = time.perf_counter() + ping.seconds
+        while time.perf_counter() < until:
+            pass
         self.seen.append(self.ticks.count)
 
 
@@ -63,20 +70,25 @@ class PacedScreen(OneMessagePerStep, PlainScreen):
     pass
 
 
-async def test_a_paced_screen_handles_one_message_per_step_of_the_loop():
+async def test_a_paced_screen_ends_a_step_after_costly_messages_and_takes_cheap_ones_in_bulk():
+    costly = [2 * STEP_BUDGET_S] * 4
+    cheap = [0.0] * 40
     seen = {}
     for kind in (PlainScreen, PacedScreen):
-        app = App()
-        async with app.run_test() as pilot:
-            ticks = LoopTicks()
-            screen = kind(ticks)
-            await app.push_screen(screen)
-            await pilot.pause(0.2)
-            ticks.stop()
-            seen[kind] = screen.seen
-    # Textual's own pump takes the four waiting messages in one step; the paced one in four
-    assert len(seen[PlainScreen]) == 4 and len(set(seen[PlainScreen])) == 1
-    assert len(seen[PacedScreen]) == 4 and len(set(seen[PacedScreen])) == 4
+        for pings in (costly, cheap):
+            app = App()
+            async with app.run_test() as pilot:
+                ticks = LoopTicks()
+                screen = kind(ticks, pings)
+                await app.push_screen(screen)
+                await pilot.pause(0.3)
+                ticks.stop()
+                assert len(screen.seen) == len(pings)
+                seen[kind, len(pings)] = len(set(screen.seen))  # the loop steps they took
+    # Textual's own pump takes all the waiting messages in one step; the paced one ends a step
+    # after each costly message, and takes the cheap ones together
+    assert seen[PlainScreen, 4] == 1 and seen[PlainScreen, 40] == 1
+    assert seen[PacedScreen, 4] == 4 and seen[PacedScreen, 40] == 1
 
 
 async def test_a_theme_switch_reparses_and_restyles_in_two_steps_and_reaches_every_screen(home):
