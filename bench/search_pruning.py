@@ -7,9 +7,10 @@ TweetEval emotion with the embedded MiniLM, run once per pruner:
   median     the search's default: a trial stops when its metric after an epoch is below the
              median of earlier trials at that epoch (3 startup trials, no verdict before epoch 2)
   asha       successive halving with epochs as the budget: rungs at 2 and 6 epochs, the top
-             third of like trials go on, each judged against the others where they had come
-             as far along their learning-rate schedules (with --epochs-budget; a row without
-             "compare" is from the first version, which compared by epoch)
+             third of like trials go on (with --epochs-budget). Its rows say how it compared
+             trials (`compare`: "epoch", at the same epoch, or "progress", where the others
+             had come as far along their learning-rate schedules; see search.asha_pruner); a
+             row without it compared by epoch
   hyperband  Hyperband over epochs (reduction factor 3)
 
 With --epochs-budget, `epochs` leaves the search space and every trial, pruned or not, gets the
@@ -100,7 +101,9 @@ def summarise(rows: int, trials: int, seed: int, epochs_budget: bool = False) ->
         row = json.loads(line)
         key = (row["rows"], row["n_trials"], row["seed"], row.get("epochs_budget", False))
         if key == (rows, trials, seed, epochs_budget):
-            latest[row["pruner"]] = row
+            compare = row.get("compare", "epoch")  # asha's rule; rows without one: by epoch
+            name = row["pruner"] if compare == "epoch" else f"{row['pruner']}-{compare}"
+            latest[name] = row
     out: dict = {"runs": latest}
     base = latest.get("none")
     if base:
@@ -192,8 +195,7 @@ def write_summary(args) -> int:
     for name, row in summary["runs"].items():
         line = (
             f"emotion {args.rows} rows, {args.trials} trials, seed {args.seed}"
-            f"{', epochs as budget' if args.epochs_budget else ''}, pruner {name}"
-            f"{' (compared by ' + row['compare'] + ')' if row.get('compare') else ''}: "
+            f"{', epochs as budget' if args.epochs_budget else ''}, pruner {name}: "
             f"best validation macro-F1 {row['best_value']:.4f}, {row['epochs_run']} epochs "
             f"trained, {row['pruned']} pruned, {row['seconds']:.0f} s"
         )
