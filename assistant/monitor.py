@@ -222,8 +222,8 @@ class CurvePlot(PlotextPlot):
     draws.
 
     `PlotextPlot.render` builds the whole figure (plotext's canvas, then Rich's ANSI decoding)
-    each time the widget is drawn: at 160x48 the two plots took about 15 ms of the 45 ms step
-    in which the monitor first appeared (bench/ui_stalls.py). Here `render` returns the figure
+    each time the widget is drawn: at 160x48 the two plots took about a third of the step in
+    which the monitor first appeared (31 of 92 ms under cProfile). Here `render` returns the figure
     last built; when the data (`changed`), the size or the theme differ from what it was built
     for, it shows that one (blank the first time) and asks for a build through the widget's
     own message queue, which then redraws the plot alone."""
@@ -250,15 +250,10 @@ class CurvePlot(PlotextPlot):
             self.call_later(self._build)
         return self._built[1] if self._built is not None else Text("")
 
-    def build_now(self) -> Text:
-        """Build the figure for the current data, size and theme, and keep it."""
-        self._built = (self._wanted(), super().render())
-        return self._built[1]
-
     def _build(self) -> None:
         self._build_asked = False
         if self._built is None or self._built[0] != self._wanted():
-            self.build_now()
+            self._built = (self._wanted(), super().render())
             self.refresh()
 
 
