@@ -189,6 +189,11 @@ def main() -> int:
         "subsample left out (default: the official validation split)",
     )
     parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="replay the pruners over the recorded curves of the unpruned search (no training)",
+    )
+    parser.add_argument(
         "--summarise", action="store_true", help="only summarise the runs already recorded"
     )
     args = parser.parse_args()
@@ -208,6 +213,8 @@ def main() -> int:
     if args.epochs_budget:
         plan = search.epochs_as_budget(plan)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.replay:
+        return write_replay(args, plan)
     with tempfile.TemporaryDirectory() as tmp:
         data = recipe_data(spec, splits, Path(tmp) / "data")
         for pruner in args.pruners:
@@ -225,6 +232,92 @@ def main() -> int:
                 {k: row[k] for k in ("pruner", "best_value", "epochs_run", "seconds")}, flush=True
             )
     return write_summary(args)
+
+
+REPLAY_RULES = [
+    (f"asha {compare}, rungs from {low}, top 1/{factor}", low, factor, compare)
+    for compare in ("epoch", "progress")
+    for low in (1, 2, 3)
+    for factor in (2, 3, 4)
+]
+
+
+def replay(row: dict, plan: dict, pruner) -> dict:
+    """The pruner's verdicts on the unpruned search `row`'s trials, in their order, fed their
+    recorded validation curves epoch by epoch through Optuna (the same `should_prune` calls a
+    search makes). What a replay cannot show: in a real pruned search TPE reads the pruned
+    trials' partial scores and proposes other trials after its random start."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    spent, best = 0, None
+    for t in sorted(row["trials"], key=lambda t: t["number"]):
+        curve = {int(k): v for k, v in t["curve"].items()}
+        study.enqueue_trial(t["params"])
+        trial = study.ask()
+        trial_plan = search.suggest(trial, plan)
+        trial.set_user_attr("plan", trial_plan)
+        trial.set_user_attr("epochs", float(trial_plan["epochs"]))
+        for step in sorted(curve):
+            trial.report(curve[step], step)
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                spent += step
+                break
+        else:
+            study.tell(trial, max(curve.values()))
+            spent += max(curve)
+            if best is None or max(curve.values()) > best["value"]:
+                best = {"number": t["number"], "value": max(curve.values()), "test": t["test"]}
+    return {"epochs_run": spent, "best": best}
+
+
+def write_replay(args, plan: dict) -> int:
+    base = summarise(args.rows, args.trials, args.seed, args.epochs_budget, args.val_rows)
+    row = base["runs"].get("none")
+    if not row or "curve" not in row["trials"][0]:
+        print("no unpruned run with curves recorded for these settings", file=sys.stderr)
+        return 1
+    top = max(row["trials"], key=lambda t: max(t["curve"].values()))
+    base_value = max(top["curve"].values())
+    out = []
+    for name, low, factor, compare in REPLAY_RULES:
+        got = replay(row, plan, search.asha_pruner(low, factor, compare=compare))
+        value = got["best"]["value"] if got["best"] else None
+        out.append(
+            {
+                "rule": name,
+                "compute_vs_none": round(got["epochs_run"] / row["epochs_run"], 3),
+                "points_below_none": None
+                if value is None
+                else round(100 * (base_value - value), 2),
+                "best_trial": got["best"],
+            }
+        )
+    summary = {
+        **environment(("optuna",)),
+        "rows": args.rows,
+        "n_trials": args.trials,
+        "seed": args.seed,
+        "val_rows": args.val_rows,
+        "none": {"epochs_run": row["epochs_run"], "best": base_value, "test": top["test"]},
+        "rules": out,
+    }
+    lines = [
+        f"replay over the unpruned search's curves (emotion {args.rows} rows, {args.trials} "
+        f"trials, seed {args.seed}, {args.val_rows or 'official'} validation rows; best "
+        f"{base_value:.4f}, {row['epochs_run']} epochs, its test {top['test']}); TPE's "
+        "feedback is not replayed"
+    ]
+    for r in out:
+        test = (r["best_trial"] or {}).get("test")
+        lines.append(
+            f"{r['rule']}: {r['compute_vs_none']}x the epochs, {r['points_below_none']} points "
+            f"below (its test {test})"
+        )
+    record("search_pruning_replay", summary, lines)
+    return 0
 
 
 def write_summary(args) -> int:
