@@ -8,9 +8,10 @@ TweetEval emotion with the embedded MiniLM, run once per pruner:
              median of earlier trials at that epoch (3 startup trials, no verdict before epoch 2)
   asha       successive halving with epochs as the budget: rungs at 2 and 6 epochs, the top
              third of like trials go on (with --epochs-budget). Its rows say how it compared
-             trials (`compare`: "epoch", at the same epoch, or "progress", where the others
-             had come as far along their learning-rate schedules; see search.asha_pruner); a
-             row without it compared by epoch
+             trials (`compare`: "epoch", at the same epoch; "progress", where the others
+             had come as far along their learning-rate schedules; "mixed", by progress at the
+             first rung and by epoch after; see search.asha_pruner); a row without it
+             compared by epoch
   hyperband  Hyperband over epochs (reduction factor 3)
 
 With --epochs-budget, `epochs` leaves the search space and every trial, pruned or not, gets the
@@ -177,7 +178,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--asha-compare",
-        choices=("epoch", "progress"),
+        choices=("epoch", "progress", "mixed"),
         default=search.ASHA_COMPARE,
         help="how asha judges a trial against the others (search.asha_pruner)",
     )
@@ -236,7 +237,7 @@ def main() -> int:
 
 REPLAY_RULES = [
     (f"asha {compare}, rungs from {low}, top 1/{factor}", low, factor, compare)
-    for compare in ("epoch", "progress")
+    for compare in ("epoch", "progress", "mixed")
     for low in (1, 2, 3)
     for factor in (2, 3, 4)
 ]

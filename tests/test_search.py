@@ -170,13 +170,13 @@ def test_asha_judges_a_slow_learning_rate_where_the_others_had_come_as_far():
     """At epoch 2 a trial at a quarter of the learning rate has moved as far as a trial at the
     full rate had after half an epoch: there is nothing to compare it with yet, so it goes on
     (by epoch it would have been stopped). At epoch 6 it is compared with the fast trial at the
-    epoch where that one had come as far."""
+    epoch where that one had come as far; "mixed" compares by epoch there, and stops it."""
 
     def plan(lr):
         return {"learning_rate": lr, "epochs": 15.0, "warmup": 0.0, "scheduler": "linear"}
 
-    verdicts = {}
-    for compare in ("progress", "epoch"):
+    verdicts, at_six = {}, {}
+    for compare in ("progress", "epoch", "mixed"):
         study = optuna.create_study(
             direction="maximize", pruner=search.asha_pruner(2, 3, compare=compare)
         )
@@ -191,17 +191,21 @@ def test_asha_judges_a_slow_learning_rate_where_the_others_had_come_as_far():
         slow.report(0.2, 1)
         slow.report(0.35, 2)
         verdicts[compare] = slow.should_prune()
-        if compare == "progress":
+        if compare != "epoch":
             for step, value in ((3, 0.45), (4, 0.5), (5, 0.55), (6, 0.58)):
                 slow.report(value, step)
             # epoch 6 at a quarter of the rate: the fast trials had come as far at about
-            # epoch 1.25, that is by epoch 1 (0.5, 0.4): 0.58 is the best of the three
+            # epoch 1.25, that is by epoch 1 (0.5, 0.4): 0.58 is the best of the three; by
+            # epoch, the one fast trial that reached epoch 6 had 0.64
             assert search.epoch_at_area(
                 plan(1e-4), search.lr_area(plan(2.5e-5), 6)
             ) == pytest.approx(1.25, abs=0.01)
-            assert not slow.should_prune()
+            at_six[compare] = slow.should_prune()
             slow.report(0.4, 7)
-    assert verdicts == {"progress": False, "epoch": True}
+    assert verdicts == {"progress": False, "epoch": True, "mixed": False}
+    assert at_six == {"progress": False, "mixed": True}
+    with pytest.raises(ValueError, match="compare must be"):
+        search.asha_pruner(compare="area")
 
 
 def test_epochs_as_budget_gives_every_trial_the_longest_schedule():

@@ -206,6 +206,8 @@ def asha_pruner(min_epochs: int = 2, reduction_factor: int = 3, compare: str = A
     come as far along their own learning-rate schedules (`lr_area`) as this trial has at the
     rung: the same distance the optimiser was allowed to move. A finished trial that never came
     that far counts with its best; an unfinished one, or one not yet that far, is left out.
+    `compare="mixed"` judges by progress at the first rung and by epoch from the second: a
+    slow schedule is not stopped before it has moved, and later it has to keep up.
     Trials without a recorded plan are compared by epoch."""
     import optuna
     from optuna.trial import TrialState
@@ -214,15 +216,20 @@ def asha_pruner(min_epochs: int = 2, reduction_factor: int = 3, compare: str = A
         values = [v for s, v in t.intermediate_values.items() if s <= step + 1e-9]
         return max(values) if values else None
 
+    if compare not in ("epoch", "progress", "mixed"):
+        raise ValueError(f"compare must be epoch, progress or mixed, not {compare!r}")
+
     def plan_of(t) -> dict | None:
         plan = t.user_attrs.get("plan")
-        if compare != "progress" or not plan or "learning_rate" not in plan:
+        if compare == "epoch" or not plan or "learning_rate" not in plan:
             return None
         return plan
 
     def comparable(t, mine: dict | None, rung: int) -> float | None:
         """`t`'s best metric where it had come as far as this trial at `rung`, or None."""
         theirs = plan_of(t)
+        if compare == "mixed" and rung > min_epochs:
+            theirs = None  # by epoch from the second rung
         if mine is None or theirs is None:
             return best_by(t, rung) if max(t.intermediate_values, default=0) >= rung else None
         at = epoch_at_area(theirs, lr_area(mine, rung))
