@@ -4,9 +4,11 @@ The same Optuna search (`tuning_core.search.run_search`: TPE seeded with the pla
 same trial count) over the search space that tunesmith recommends for a stratified subsample of
 TweetEval emotion with the embedded MiniLM, run once per pruner:
   none       every trial trains all its epochs
-  median     the search's default: a trial stops when its metric after an epoch is below the
-             median of earlier trials at that epoch (3 startup trials, no verdict before epoch 2)
-  asha       successive halving with epochs as the budget: rungs at 2 and 6 epochs, the top
+  median     the search's default until 2026-11-30: a trial stops when its metric after an
+             epoch is below the median of earlier trials at that epoch (no verdict before
+             epoch 2)
+  asha       the search's default: successive halving with epochs as the budget: rungs at 2
+             and 6 epochs, the top
              third of like trials go on (with --epochs-budget). Its rows say how it compared
              trials (`compare`: "epoch", at the same epoch; "progress", where the others
              had come as far along their learning-rate schedules; "mixed", by progress at the
@@ -18,7 +20,9 @@ With --epochs-budget, `epochs` leaves the search space and every trial, pruned o
 space's longest schedule (`search.epochs_as_budget`): the search that ASHA prunes, and its
 unpruned reference is `--pruners none --epochs-budget`.
 Compute is counted in training epochs run (each epoch of a trial costs the same rows), and also
-given in seconds. The best metric is the best trial's validation macro-F1.
+given in seconds. The best metric is the best trial's validation macro-F1. `--val-rows 1000`
+grows the validation split (see widen_validation); `--replay` replays the asha rules over a
+recorded unpruned search's curves without training.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/search_pruning.py --pruners none --rows 600 --trials 12
 

@@ -270,6 +270,7 @@ def test_search_runs_resumes_and_keeps_only_the_best_model(tiny_model, sentiment
         plan,
         data,
         tmp_path,
+        pruner="median",  # epochs searched: the memory filter below turns the long ones away
         too_big=lambda p: "over the memory limit" if p["epochs"] >= 4 else None,
         on_trial=rows.append,
     )
@@ -298,7 +299,7 @@ def test_search_runs_resumes_and_keeps_only_the_best_model(tiny_model, sentiment
     assert study.trials[-1].state == TrialState.RUNNING
 
     plan["trials"] = 4
-    again = search.run_search(plan, data, tmp_path, too_big=lambda p: None)
+    again = search.run_search(plan, data, tmp_path, pruner="median", too_big=lambda p: None)
     study = search.open_study(tmp_path, plan["seed"])
     assert history(study)[: len(before)] == before  # the finished trials are kept as they were
     assert again["retried"] == [dead.number]

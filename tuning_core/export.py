@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         help="finished trials the study should hold",
     )
     parser.add_argument("--out", default="search", help="folder for the trials (and the study)")
-    parser.add_argument("--pruner", default="median", choices=PRUNERS)
+    parser.add_argument("--pruner", default=DEFAULT_PRUNER, choices=PRUNERS)
     parser.add_argument("--timeout", type=float, help="stop after this many seconds")
     args = parser.parse_args(argv)
     plan = {{**BASE_PLAN, "trials": args.n_trials}}
@@ -258,8 +258,9 @@ checks a one-process rerun.
 
 ## Search again
 
-`search.py` is the session's Optuna search (TPE seeded with the plan's seed, median pruning)
-over the same recipe: `python search.py --n-trials 20` keeps its study in `search/study.db`.
+`search.py` is the session's Optuna search (TPE seeded with the plan's seed, successive
+halving with epochs as the budget; `--pruner median` prunes at the median instead) over the
+same recipe: `python search.py --n-trials 20` keeps its study in `search/study.db`.
 To share one study between several workers, on one machine or many, give each the same
 database: `python search.py --storage postgresql://user@host/db --n-trials 40`. Each takes
 trials until the study holds 40 finished ones; a trial whose worker dies is retried.

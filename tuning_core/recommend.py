@@ -86,9 +86,11 @@ DEFAULT_BUDGET_MIN = {"cpu": 30.0, "gpu": 60.0}
 # A search needs this many trials before TPE does better than random (its startup trials).
 MIN_TRIALS = 5
 MAX_TRIALS = 50
-# With median pruning, a trial costs about this share of a full run on average: measured 0.70
-# (bench/search_pruning.py, emotion-600, 12 trials: 67 epochs for 12 trials of an 8-epoch plan).
-PRUNED_TRIAL_SHARE = 0.7
+# Under the search's default pruner (asha: every trial gets the space's longest schedule, and
+# the pruner or early stopping ends it), a trial costs about this share of one run of the plan
+# on average: measured 0.44 and 0.55 (bench/search_pruning.py, emotion-400, 20 trials, seeds 42
+# and 7: 87 and 110 epochs for 20 trials of a 10-epoch plan). Median pruning measured 0.70.
+PRUNED_TRIAL_SHARE = 0.5
 PERMISSIVE_LICENCES = frozenset(
     {"apache-2.0", "mit", "bsd-2-clause", "bsd-3-clause", "cc-by-4.0", "cc0-1.0"}
 )
@@ -885,7 +887,9 @@ def _precision_reason(resources: Resources, precision: str) -> Reason:
 def _describe_space(space: dict) -> list[str]:
     out = []
     for name, spec in space.items():
-        if "choices" in spec:
+        if name == "epochs":  # the pruner's budget (search.epochs_as_budget), not a searched value
+            out.append(f"epochs up to {spec['high']:g} (the pruner stops weak trials early)")
+        elif "choices" in spec:
             out.append(f"{name} in {spec['choices']}")
         else:
             scale = " (log)" if spec.get("log") else ""
