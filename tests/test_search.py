@@ -430,3 +430,44 @@ def test_an_asha_search_trains_every_trial_on_the_longest_schedule(
     assert pruned, "the seeded search prunes trials after the first (3 of 4 when written)"
     assert all(max(t.intermediate_values) == 2 for t in pruned)  # stopped at the rung, epoch 2
     assert out["best"]["plan"]["epochs"] == 4.0
+
+
+def test_a_search_stopped_mid_trial_resumes_to_the_same_trials(tiny_model, sentiment_csv, tmp_path):
+    """`interrupted()` stops the running trial at its next step, not after all its epochs; the
+    trial is failed and, when the search resumes, tried again with the same values, so the
+    finished trials match those of a search that was never stopped."""
+    from transformers import TrainerCallback
+
+    plan, data = search_inputs(tiny_model, sentiment_csv, trials=2)
+    flag = {"on": False}
+
+    class StopAtStep3(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                flag["on"] = True
+
+    stopped = search.run_search(
+        plan, data, tmp_path / "a", callbacks=[StopAtStep3()], interrupted=lambda: flag["on"]
+    )
+    assert [r["state"] for r in stopped["trials"]] == ["fail"] and stopped["best"] is None
+    study = optuna.load_study(
+        study_name=search.STUDY_NAME, storage=f"sqlite:///{tmp_path / 'a'}/study.db"
+    )
+    # stopped at step 3, inside its first epoch: not one evaluation reported
+    assert study.trials[0].user_attrs["stopped"] and study.trials[0].intermediate_values == {}
+
+    resumed = search.run_search(plan, data, tmp_path / "a")
+    assert resumed["retried"] == [0]
+    again = search.run_search(plan, data, tmp_path / "a")  # nothing left: not retried twice
+    assert again["retried"] == []
+    never = search.run_search(plan, data, tmp_path / "b")
+
+    def finished(result):
+        return [
+            (r["params"], r["state"], r["value"])
+            for r in result["trials"]
+            if r["state"] in ("complete", "pruned")
+        ]
+
+    assert finished(resumed) == finished(never) and len(finished(never)) == 2
+    assert resumed["best"]["value"] == never["best"]["value"]

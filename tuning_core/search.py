@@ -400,13 +400,24 @@ def restore_sampler(study) -> bool:
     return True
 
 
+class StopRequested(Exception):
+    """A trial stopped on request (`interrupted()`): failed, and tried again on resume."""
+
+
 def retry_abandoned(study) -> list[int]:
-    """Trials left RUNNING by a process that died: marked failed, their values queued again."""
+    """Trials left RUNNING by a process that died, and trials stopped on request: marked
+    failed, their values queued again (once)."""
     from optuna.trial import TrialState
 
+    trials = study.get_trials(deepcopy=False)
+    queued = {t.user_attrs.get("retry_of") for t in trials}
     retried = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+    for t in trials:
+        stopped = t.state == TrialState.FAIL and t.user_attrs.get("stopped")
+        if t.state != TrialState.RUNNING and not (stopped and t.number not in queued):
+            continue
+        if t.state == TrialState.RUNNING:
+            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
         if t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
         retried.append(t.number)
@@ -428,7 +439,8 @@ def run_search(
     """Search as the plan says; returns {"best": {...}, "trials": [...], "retried": [...]}.
 
     `callbacks` go to every trial's Trainer; `on_trial(row)` is called after each trial with
-    its row of the trials table; `interrupted()` true stops the search after the current trial.
+    its row of the trials table; `interrupted()` true stops the search at the current trial's
+    next step (the trial is failed, and retried with the same values when the search resumes).
     With `storage` (an Optuna RDB URL) the study is shared: each worker takes trials until the
     study holds the plan's number of finished trials.
     """
@@ -469,7 +481,11 @@ def run_search(
                 trial_plan,
                 data,
                 run_dir,
-                callbacks=[*callbacks, _report_callback(trial, metric)],
+                callbacks=[
+                    *callbacks,
+                    _report_callback(trial, metric),
+                    recipe.stop_callback(interrupted),
+                ],
                 interrupted=interrupted,
             )
         except Exception as exc:
@@ -483,8 +499,9 @@ def run_search(
         if failure is not None:  # raised outside the handler, so the failed step's memory goes
             recipe.free_accelerator_memory()
             raise failure
-        if report.get("interrupted"):
-            raise optuna.TrialPruned("stopped on request")
+        if report.get("interrupted"):  # failed, and retried when the search resumes
+            trial.set_user_attr("stopped", True)
+            raise StopRequested(f"trial {trial.number} stopped on request")
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         recipe_report = {k: v for k, v in report.items() if k != "loss_curve"}
         (run_dir / "report.json").write_text(json.dumps(recipe_report, indent=1, sort_keys=True))
@@ -506,9 +523,12 @@ def run_search(
         if left <= 0 or (remaining_s is not None and remaining_s <= 0) or interrupted():
             break
         # one trial at a time, so the budget counts finished trials, retries included
-        study.optimize(
-            objective, n_trials=1, timeout=remaining_s, callbacks=[after_trial], catch=()
-        )
+        try:
+            study.optimize(
+                objective, n_trials=1, timeout=remaining_s, callbacks=[after_trial], catch=()
+            )
+        except StopRequested:
+            break
     rows = [trial_row(t, metric) for t in study.get_trials(deepcopy=False)]
     complete = [t for t in study.get_trials(states=(TrialState.COMPLETE,))]
     best = None
