@@ -449,7 +449,8 @@ def test_a_search_stopped_mid_trial_resumes_to_the_same_trials(tiny_model, senti
     stopped = search.run_search(
         plan, data, tmp_path / "a", callbacks=[StopAtStep3()], interrupted=lambda: flag["on"]
     )
-    assert [r["state"] for r in stopped["trials"]] == ["fail"] and stopped["best"] is None
+    assert [(r["state"], r["note"]) for r in stopped["trials"]] == [("fail", "stopped on request")]
+    assert stopped["best"] is None
     study = optuna.load_study(
         study_name=search.STUDY_NAME, storage=f"sqlite:///{tmp_path / 'a'}/study.db"
     )

@@ -557,7 +557,8 @@ def trial_row(t, metric: str = "macro_f1") -> dict[str, Any]:
         "params": dict(t.params),
         "epochs_reported": max(t.intermediate_values, default=0),
         "seconds": seconds,
-        "note": t.user_attrs.get("skipped") or "",
+        "note": t.user_attrs.get("skipped")
+        or ("stopped on request" if t.user_attrs.get("stopped") else ""),
     }
 
 
