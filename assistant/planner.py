@@ -543,6 +543,16 @@ class Planner:
             return [Reply(self._results_text(), "results")]
         if state == "stopped":
             self._go("plan")
+            if "trials_finished" in status:  # a search: no single step to name
+                done = status["trials_finished"]
+                return [
+                    Reply(
+                        f"The search stopped after {done} finished trial"
+                        f"{'' if done == 1 else 's'}; the trial it was training starts again "
+                        "when it resumes. Type `/run` to resume it, or change the plan to start "
+                        "over.",
+                    )
+                ]
             return [
                 Reply(
                     f"Training stopped at step {status.get('step', '?')} with a checkpoint. "

@@ -246,3 +246,13 @@ def test_a_run_that_halved_its_batch_after_an_oom_still_resumes_as_the_same_plan
     assert same_run_plan({**planned, "batch_size": 8, "grad_accum": 2}, planned)
     assert not same_run_plan({**planned, "batch_size": 8}, planned)  # fewer rows per update
     assert not same_run_plan({**planned, "batch_size": 8, "grad_accum": 2, "seed": 1}, planned)
+
+
+def test_a_stopped_search_is_told_by_its_trials_not_a_step(planner):
+    search_stop = planner.run_finished({"state": "stopped", "step": 0, "trials_finished": 3})
+    assert "stopped after 3 finished trials" in search_stop[0].text
+    assert "step" not in search_stop[0].text and "/run" in search_stop[0].text
+    one = planner.run_finished({"state": "stopped", "step": 0, "trials_finished": 1})
+    assert "after 1 finished trial;" in one[0].text
+    run_stop = planner.run_finished({"state": "stopped", "step": 40})
+    assert "stopped at step 40" in run_stop[0].text

@@ -472,3 +472,15 @@ def test_a_search_stopped_mid_trial_resumes_to_the_same_trials(tiny_model, senti
 
     assert finished(resumed) == finished(never) and len(finished(never)) == 2
     assert resumed["best"]["value"] == never["best"]["value"]
+
+
+def test_the_worker_says_how_many_trials_a_stopped_search_finished(monkeypatch, tmp_path):
+    from tuning_core import worker
+
+    rows = [{"state": s} for s in ("complete", "pruned", "fail", "complete")]
+    monkeypatch.setattr(
+        search, "run_search", lambda *a, **k: {"best": None, "trials": rows, "retried": []}
+    )
+    plan = {"batch_size": 8, "extras": {}}
+    got = worker.search_then_report(plan, {"labels": ["a"]}, tmp_path, [], lambda: True)
+    assert got == {"interrupted": True, "global_step": 0, "trials_finished": 3}

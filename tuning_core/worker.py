@@ -262,8 +262,9 @@ def search_then_report(plan: dict, data: dict, run_dir: Path, events: EventLog, 
         on_trial=lambda row: events.append({"type": "trial", **row}),
         interrupted=stopping,
     )
-    if stopping():
-        return {"interrupted": True, "global_step": 0}
+    if stopping():  # the trial it was training is failed and retried when the search resumes
+        finished = sum(row["state"] in ("complete", "pruned") for row in result["trials"])
+        return {"interrupted": True, "global_step": 0, "trials_finished": finished}
     best = result["best"]
     if best is None:
         raise RuntimeError("no trial of the search finished; see the trials table")
@@ -395,10 +396,10 @@ def _run_holding_lock(run_dir: Path) -> int:
         return 1
     if report.get("interrupted"):
         events.append({"type": "stopped", "step": report["global_step"]})
-        write_json_atomic(
-            run_dir / "status.json",
-            {**status, "state": "stopped", "step": report["global_step"]},
-        )
+        stopped = {**status, "state": "stopped", "step": report["global_step"]}
+        if "trials_finished" in report:
+            stopped["trials_finished"] = report["trials_finished"]
+        write_json_atomic(run_dir / "status.json", stopped)
         return 0
     report["versions"] = library_versions()
     report["seed"] = plan.get("seed")
