@@ -8,12 +8,11 @@ TweetEval emotion with the embedded MiniLM, run once per pruner:
              epoch is below the median of earlier trials at that epoch (no verdict before
              epoch 2)
   asha       the search's default: successive halving with epochs as the budget: rungs at 2
-             and 6 epochs, the top
-             third of like trials go on (with --epochs-budget). Its rows say how it compared
-             trials (`compare`: "epoch", at the same epoch; "progress", where the others
-             had come as far along their learning-rate schedules; "mixed", by progress at the
-             first rung and by epoch after; see search.asha_pruner); a row without it
-             compared by epoch
+             and 6 epochs, the top third of like trials go on (with --epochs-budget). Its
+             rows say how it compared trials (`compare`: "epoch", at the same epoch;
+             "progress", where the others had come as far along their learning-rate
+             schedules; "mixed", by progress at the first rung and by epoch after; see
+             search.asha_pruner); a row without it compared by epoch
   hyperband  Hyperband over epochs (reduction factor 3)
 
 With --epochs-budget, `epochs` leaves the search space and every trial, pruned or not, gets the
@@ -187,7 +186,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--asha-compare",
-        choices=("epoch", "progress", "mixed"),
+        choices=search.ASHA_COMPARES,
         default=search.ASHA_COMPARE,
         help="how asha judges a trial against the others (search.asha_pruner)",
     )
@@ -246,7 +245,7 @@ def main() -> int:
 
 REPLAY_RULES = [
     (f"asha {compare}, rungs from {low}, top 1/{factor}", low, factor, compare)
-    for compare in ("epoch", "progress", "mixed")
+    for compare in search.ASHA_COMPARES
     for low in (1, 2, 3)
     for factor in (2, 3, 4)
 ]

@@ -191,6 +191,7 @@ def epoch_at_area(plan: dict, area: float) -> float | None:
 # (0.7247 against 0.7196). On the official 374 validation rows, whose noise is larger than the
 # 1-point margin, neither "epoch" nor "progress" came within a point in real searches.
 ASHA_COMPARE = "mixed"
+ASHA_COMPARES = ("epoch", "progress", "mixed")
 
 
 def asha_pruner(min_epochs: int = 2, reduction_factor: int = 3, compare: str = ASHA_COMPARE):
@@ -204,16 +205,15 @@ def asha_pruner(min_epochs: int = 2, reduction_factor: int = 3, compare: str = A
     SuccessiveHalvingPruner does). Like trials: under gradual unfreezing the first epochs train
     the top layers only, so such a trial trails full fine-tuning early (see `CURVE_SHAPING`).
 
-    `compare="epoch"` (`ASHA_COMPARE`) judges the others by their best metric by the same
-    epoch. A trial with a low learning rate then always looks behind early, although on
+    `compare="epoch"` judges the others by their best metric by the same epoch. A trial with a low learning rate then always looks behind early, although on
     emotion-400 the best trials of the unpruned search had the lowest rates and overtook the
     rest after epoch 6 (bench/RESULTS.md, 2026-11-30): ASHA stopped them at epoch 2.
     `compare="progress"` judges the others by their best metric by the epoch at which they had
     come as far along their own learning-rate schedules (`lr_area`) as this trial has at the
     rung: the same distance the optimiser was allowed to move. A finished trial that never came
     that far counts with its best; an unfinished one, or one not yet that far, is left out.
-    `compare="mixed"` judges by progress at the first rung and by epoch from the second: a
-    slow schedule is not stopped before it has moved, and later it has to keep up.
+    `compare="mixed"` (`ASHA_COMPARE`) judges by progress at the first rung and by epoch from
+    the second: a slow schedule is not stopped before it has moved, and later it has to keep up.
     Trials without a recorded plan are compared by epoch."""
     import optuna
     from optuna.trial import TrialState
@@ -222,8 +222,8 @@ def asha_pruner(min_epochs: int = 2, reduction_factor: int = 3, compare: str = A
         values = [v for s, v in t.intermediate_values.items() if s <= step + 1e-9]
         return max(values) if values else None
 
-    if compare not in ("epoch", "progress", "mixed"):
-        raise ValueError(f"compare must be epoch, progress or mixed, not {compare!r}")
+    if compare not in ASHA_COMPARES:
+        raise ValueError(f"compare must be one of {ASHA_COMPARES}, not {compare!r}")
 
     def plan_of(t) -> dict | None:
         plan = t.user_attrs.get("plan")
